@@ -1,0 +1,85 @@
+"""Writes on stock made by people: receipts, counts and adjustments (never edits)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.ledger import stock_movements_post
+from inventory.models import NodeStock, Product, StockMovement, StockMovementKind
+from nodes.models import Node
+from paygo.errors import ApplicationError
+
+
+class StockError(ApplicationError):
+    code = "invalid_stock_operation"
+
+
+@transaction.atomic
+def stock_movement_record(
+    *,
+    node: Node,
+    product: Product,
+    quantity: Decimal,
+    kind: str = StockMovementKind.RECEIPT,
+    user=None,
+    note: str = "",
+    occurred_at: datetime | None = None,
+) -> StockMovement:
+    """Record a receipt, an adjustment or an initial stock as a ledger movement."""
+    quantity = Decimal(quantity)
+    stock_movement_check(node=node, product=product, quantity=quantity, kind=kind)
+    movement = StockMovement(
+        node=node,
+        product=product,
+        kind=kind,
+        quantity=quantity,
+        occurred_at=occurred_at or timezone.now(),
+        created_by=user,
+        note=note,
+    )
+    (created,) = stock_movements_post(movements=[movement])
+    return created
+
+
+def stock_movement_check(*, node: Node, product: Product, quantity: Decimal, kind: str) -> None:
+    """Raise :class:`StockError` if a manual movement is not allowed."""
+    if kind == StockMovementKind.SALE:
+        raise StockError("Las ventas mueven el inventario al conciliarse, no a mano.")
+    if not product.tracks_inventory:
+        raise StockError(f"El producto {product.sku} no maneja inventario cerrado.")
+    if product.institution_id != node.institution_id:
+        raise StockError("El producto y el nodo son de instituciones distintas.")
+    if quantity == 0:
+        raise StockError("La cantidad no puede ser cero.")
+
+
+@transaction.atomic
+def stock_count_record(
+    *, node: Node, product: Product, counted: Decimal, user=None, note: str = "", occurred_at=None
+) -> StockMovement | None:
+    """Record a physical count: appends the movement that brings stock to ``counted``.
+
+    Locks: the node-stock row (``FOR UPDATE``) so the difference is computed against the
+    value no concurrent reconcile is changing. Returns None if nothing differs.
+    """
+    counted = Decimal(counted)
+    if counted < 0:
+        raise StockError("Un conteo físico no puede ser negativo.")
+    row = NodeStock.objects.select_for_update().filter(node=node, product=product).first()
+    current = row.quantity if row else Decimal("0")
+    difference = counted - current
+    if difference == 0:
+        return None
+    return stock_movement_record(
+        node=node,
+        product=product,
+        quantity=difference,
+        kind=StockMovementKind.COUNT,
+        user=user,
+        note=note or f"Conteo físico: {counted}",
+        occurred_at=occurred_at,
+    )

@@ -1,0 +1,17 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import RedirectView
+
+from paygo.errors import json_error_view
+
+admin.site.site_header = "payGO — Back office"
+admin.site.site_title = "payGO — Back office"
+admin.site.index_title = "Administración"
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = json_error_view(404, "not_found", "No encontrado.")
+handler500 = json_error_view(500, "server_error", "Error interno; reintente la solicitud.")
