@@ -185,8 +185,9 @@ AXES_ENABLED = env_bool("PAYGO_AXES_ENABLED", default=True)
 
 # --- REST API -----------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["nodes.authentication.TerminalKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["nodes.authentication.IsTerminal"],
+    "DEFAULT_THROTTLE_CLASSES": ["nodes.authentication.TerminalRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["paygo.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["paygo.renderers.ORJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from paygo.errors import json_error_view
@@ -11,6 +11,7 @@ admin.site.index_title = "Administración"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/", include("paygo.api_urls")),
 ]
 
 handler404 = json_error_view(404, "not_found", "No encontrado.")
