@@ -72,3 +72,23 @@ def test_suite_runs_on_the_real_postgres_from_database_url():
     with connection.cursor() as cursor:
         cursor.execute("select version()")
         assert "PostgreSQL" in cursor.fetchone()[0]
+
+
+def test_production_settings_pass_the_deploy_checklist():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env={
+            **clean,
+            "DJANGO_SETTINGS_MODULE": "paygo.settings",
+            "DJANGO_SECRET_KEY": "k3y-" + "z9Qx" * 16,
+            "DJANGO_ALLOWED_HOSTS": "backoffice.example.co",
+        },
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
