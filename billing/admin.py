@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.forms.models import construct_instance
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
@@ -299,7 +300,7 @@ class InvoiceResolutionAdmin(SimpleHistoryAdmin):
     @admin.display(description="% usado")
     def percent_used(self, obj):
         used, _, size = resolution_usage(obj)
-        return f"{used * 100 / size:.1f} %"
+        return f"{number_format(used * 100 / size, 1)} %"
 
     @admin.display(description="alerta")
     def warning_badge(self, obj):
@@ -317,7 +318,7 @@ class InvoiceResolutionAdmin(SimpleHistoryAdmin):
         if not obj.pk:
             return "—"
         used, left, size = resolution_usage(obj)
-        return f"{used} de {size} usados ({used * 100 / size:.1f} %), {left} disponibles"
+        return f"{used} de {size} usados ({number_format(used * 100 / size, 1)} %), {left} disponibles"
 
     @admin.display(description="alertas")
     def warning_list(self, obj):
