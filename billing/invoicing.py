@@ -359,7 +359,12 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
             )
     for owner, count in left_behind.items():
         logger.warning(
-            "deferred invoices left unnumbered: no resolution with numbers left",
+            "%d deferred invoices left unnumbered (level=%s institution=%s node=%s): "
+            "no active resolution valid on their date with numbers left",
+            count,
+            owner.level,
+            owner.institution_id,
+            owner.node_id,
             extra={
                 "level": owner.level,
                 "institution_id": owner.institution_id,
