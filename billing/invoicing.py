@@ -49,7 +49,7 @@ NEAR_EXPIRY_DAYS = 30
 
 
 class InvoiceError(ApplicationError):
-    """No invoice number can be given. ``code`` is one of the ``*_CODE`` constants below."""
+    """No invoice number can be given. ``code`` is one of the three constants below."""
 
     RANGE_EXHAUSTED = "invoice_range_exhausted"
     RESOLUTION_EXPIRED = "invoice_resolution_expired"
