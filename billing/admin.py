@@ -1,11 +1,25 @@
+import copy
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.forms.models import construct_instance
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.formats import number_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
 
 from billing.feed import customers_touch
+from billing.invoicing import (
+    resolution_save,
+    resolution_usage,
+    resolution_validate,
+    resolution_warnings,
+    resolutions_with_warnings_q,
+    today_bogota,
+)
 from billing.models import (
     BalanceMovement,
     BalanceMovementKind,
@@ -16,6 +30,7 @@ from billing.models import (
     UnitMovement,
 )
 from billing.services import AccountError, customer_balance_credit
+from nodes.models import NumberingLevel
 from paygo.admin_readonly import ReadOnlyAdminMixin, ReadOnlyInline
 
 
@@ -165,24 +180,217 @@ class ProductBlockAdmin(admin.ModelAdmin):
         customers_touch(institution_id=customer.institution_id, customer_ids=[customer.pk])
 
 
+class InvoiceResolutionForm(forms.ModelForm):
+    class Meta:
+        model = InvoiceResolution
+        fields = [
+            "institution",
+            "level",
+            "node",
+            "terminal",
+            "number",
+            "resolution_date",
+            "prefix",
+            "range_from",
+            "range_to",
+            "valid_from",
+            "valid_until",
+            "next_number",
+            "active",
+        ]
+        help_texts = {
+            "next_number": (
+                "Vacío al crear: el inicio del rango. Solo avanza; no puede quedar en un número ya facturado."
+            ),
+            "prefix": "Los rangos de un mismo prefijo no pueden cruzarse dentro de la institución.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            self.fields["next_number"].required = False
+
+    def clean(self):
+        data = super().clean()
+        if data.get("next_number") is None and not self.instance.pk and data.get("range_from") is not None:
+            data["next_number"] = data["range_from"]
+        if data.get("level") == NumberingLevel.TERMINAL and data.get("terminal") and not data.get("node"):
+            data["node"] = data["terminal"].node
+        if self.errors:
+            return data  # field errors first; the cross-field checks need every field
+        candidate = construct_instance(self, copy.copy(self.instance))
+        try:
+            resolution_validate(resolution=candidate)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.message_dict) from exc
+        return data
+
+
+class ResolutionWarningFilter(admin.SimpleListFilter):
+    title = "alertas"
+    parameter_name = "alertas"
+
+    def lookups(self, request, model_admin):
+        return [("con", "Con alertas"), ("sin", "Sin alertas")]
+
+    def queryset(self, request, queryset):
+        q = resolutions_with_warnings_q(today=today_bogota())
+        if self.value() == "con":
+            return queryset.filter(q)
+        if self.value() == "sin":
+            return queryset.exclude(q)
+        return queryset
+
+
 @admin.register(InvoiceResolution)
 class InvoiceResolutionAdmin(SimpleHistoryAdmin):
+    form = InvoiceResolutionForm
     list_display = [
         "number",
         "prefix",
         "range_from",
         "range_to",
         "next_number",
+        "numbers_used",
+        "numbers_left",
+        "percent_used",
         "level",
         "owner",
         "valid_from",
         "valid_until",
         "active",
+        "warning_badge",
     ]
-    list_filter = ["level", "active", "institution"]
+    list_filter = ["level", "active", "institution", ResolutionWarningFilter]
     search_fields = ["number", "prefix"]
     list_select_related = ["institution", "node", "terminal"]
+    readonly_fields = ["usage_summary", "warning_list"]
+    fieldsets = [
+        (None, {"fields": ["institution", "level", "node", "terminal", "active"]}),
+        ("Resolución DIAN", {"fields": ["number", "resolution_date", "prefix", "valid_from", "valid_until"]}),
+        ("Consecutivos", {"fields": ["range_from", "range_to", "next_number", "usage_summary", "warning_list"]}),
+    ]
+
+    def changelist_view(self, request, extra_context=None):
+        flagged = InvoiceResolution.objects.filter(resolutions_with_warnings_q(today=today_bogota())).count()
+        if flagged and request.method == "GET":
+            messages.warning(
+                request,
+                f"{flagged} resolución(es) activa(s) con alertas (rango casi agotado o vigencia por vencer). "
+                "Use el filtro «alertas» para verlas.",
+            )
+        return super().changelist_view(request, extra_context)
+
+    def save_model(self, request, obj, form, change):
+        # Validated by the form; saving under the institution lock makes the overlap check race-free.
+        resolution_save(resolution=obj)
 
     @admin.display(description="titular")
     def owner(self, obj):
         return obj.terminal or obj.node or obj.institution
+
+    @admin.display(description="usados")
+    def numbers_used(self, obj):
+        return resolution_usage(obj)[0]
+
+    @admin.display(description="disponibles")
+    def numbers_left(self, obj):
+        return resolution_usage(obj)[1]
+
+    @admin.display(description="% usado")
+    def percent_used(self, obj):
+        used, _, size = resolution_usage(obj)
+        return f"{number_format(used * 100 / size, 1)} %"
+
+    @admin.display(description="alerta")
+    def warning_badge(self, obj):
+        warnings = resolution_warnings(resolution=obj, today=today_bogota())
+        if not warnings:
+            return "—"
+        return format_html(
+            '<span title="{}" style="background:#ba2121;color:#fff;padding:1px 6px;border-radius:8px;">⚠ {}</span>',
+            " ".join(warnings),
+            "Alerta" if len(warnings) == 1 else f"{len(warnings)} alertas",
+        )
+
+    @admin.display(description="uso del rango")
+    def usage_summary(self, obj):
+        if not obj.pk:
+            return "—"
+        used, left, size = resolution_usage(obj)
+        return f"{used} de {size} usados ({number_format(used * 100 / size, 1)} %), {left} disponibles"
+
+    @admin.display(description="alertas")
+    def warning_list(self, obj):
+        if not obj.pk:
+            return "—"
+        warnings = resolution_warnings(resolution=obj, today=today_bogota())
+        if not warnings:
+            return "Sin alertas"
+        return format_html_join(mark_safe("<br>"), "⚠ {}", ((w,) for w in warnings))
+
+
+DEFERRED_INVOICE_TEXT = "Pendiente: se numera al sincronizar"
+
+
+class SaleInvoiceViewMixin:
+    """The "Factura" block on the sale change page: Factura, Consecutivo, Resolución, Rango.
+
+    For ``SaleAdmin``: adds read-only fields and groups them (with the raw invoice
+    fields) in their own fieldset, leaving everything else on the page as it was.
+    """
+
+    invoice_view_fields = [
+        "invoice_view_invoice",
+        "invoice_view_consecutive",
+        "invoice_view_resolution",
+        "invoice_view_range",
+        "invoice_source",
+    ]
+    invoice_raw_fields = ["invoice_resolution", "invoice_prefix", "invoice_number", "invoice_source"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields + [f for f in self.invoice_view_fields if f not in fields]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        hidden = set(self.invoice_view_fields) | set(self.invoice_raw_fields)
+        rest = [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+            for name, options in fieldsets
+        ]
+        return [*rest, ("Factura", {"fields": self.invoice_view_fields})]
+
+    @staticmethod
+    def _invoice_deferred(obj) -> bool:
+        return (
+            obj.invoice_number is None and obj.offline and obj.node.invoice_numbering_level != NumberingLevel.TERMINAL
+        )
+
+    def _invoice_value(self, obj, value):
+        if obj.invoice_number is not None:
+            return value
+        return DEFERRED_INVOICE_TEXT if self._invoice_deferred(obj) else "—"
+
+    @admin.display(description="Factura")
+    def invoice_view_invoice(self, obj):
+        return self._invoice_value(obj, f"{obj.invoice_prefix}{obj.invoice_number}")
+
+    @admin.display(description="Consecutivo")
+    def invoice_view_consecutive(self, obj):
+        return self._invoice_value(obj, obj.invoice_number)
+
+    @admin.display(description="Resolución")
+    def invoice_view_resolution(self, obj):
+        resolution = obj.invoice_resolution
+        if resolution is None:
+            return self._invoice_value(obj, "—")
+        return f"{resolution.number} del {resolution.resolution_date:%d/%m/%Y}"
+
+    @admin.display(description="Rango")
+    def invoice_view_range(self, obj):
+        resolution = obj.invoice_resolution
+        if resolution is None:
+            return self._invoice_value(obj, "—")
+        return f"{resolution.prefix}{resolution.range_from} – {resolution.prefix}{resolution.range_to}"

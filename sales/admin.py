@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
+from billing.admin import SaleInvoiceViewMixin
 from paygo.admin_readonly import ReadOnlyAdminMixin, ReadOnlyInline
 from sales.models import Comanda, Payment, QuarantinedSale, Sale, SaleFlag, SaleLine, SequenceGap, UploadBatch
 
@@ -24,7 +25,7 @@ class SaleFlagInline(ReadOnlyInline):
 
 
 @admin.register(Sale)
-class SaleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class SaleAdmin(SaleInvoiceViewMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "occurred_at",
         "terminal",
