@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -42,6 +44,19 @@ class ApplicationError(Exception):
             self.status_code = status_code
         self.details = details or {}
         super().__init__(self.message)
+
+
+class RequestTooLarge(ApplicationError):
+    """The request body is larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``; nothing was read or stored."""
+
+    code = "request_too_large"
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_message = "La solicitud es demasiado grande."
+
+
+def request_too_large_message() -> str:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return f"La solicitud supera el máximo de {limit} bytes; envíe lotes más pequeños."
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -75,6 +90,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        # Raised by Django when something reads ``request.body`` past the upload limit.
+        exc = RequestTooLarge(request_too_large_message())
+        return Response(error_body(exc.code, exc.message), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("No encontrado.")
     elif isinstance(exc, PermissionDenied):
@@ -118,10 +137,44 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     )
 
 
-def json_error_view(status_code: int, code: str, message: str):
-    """Build a Django view rendering an error in the contract shape (404/500 outside DRF)."""
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
 
-    def view(request, exception=None):
-        return JsonResponse(error_body(code, message), status=status_code)
 
-    return view
+def api_not_found(request, *args, **kwargs):
+    """Catch-all for unknown paths under ``/api/``: a 404 in the contract shape.
+
+    Routed explicitly (last in ``paygo.api_urls``) rather than left to ``handler404``, so the
+    answer is the same with ``DEBUG`` on, and ``APPEND_SLASH`` never redirects an API POST.
+    """
+    return JsonResponse(error_body("not_found", "No existe ese recurso de la API."), status=404)
+
+
+# Django-level handlers (errors raised before or outside a DRF view): the contract shape under
+# /api/, Django's own pages for the admin and everything else people read in a browser.
+
+
+def handler400(request, exception=None):
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse(error_body(RequestTooLarge.code, request_too_large_message()), status=413)
+    return JsonResponse(error_body("bad_request", "Solicitud inválida."), status=400)
+
+
+def handler403(request, exception=None):
+    if not _is_api(request):
+        return defaults.permission_denied(request, exception)
+    return JsonResponse(error_body("permission_denied", "No tiene permiso para esta operación."), status=403)
+
+
+def handler404(request, exception=None):
+    if not _is_api(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse(error_body("not_found", "No encontrado."), status=404)
+
+
+def handler500(request):
+    if not _is_api(request):
+        return defaults.server_error(request)
+    return JsonResponse(error_body("server_error", "Error interno; reintente la solicitud."), status=500)

@@ -3,9 +3,12 @@
 from decimal import Decimal
 
 import orjson
+from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
+
+from paygo.errors import RequestTooLarge, request_too_large_message
 
 
 def _default(value):
@@ -30,12 +33,30 @@ class ORJSONParser(BaseParser):
 
     orjson refuses NaN and Infinity, and reports malformed or too deeply nested input as
     a parse error, which the error handler turns into ``400 malformed_json``.
+
+    DRF hands parsers the raw request stream, which bypasses Django's
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE`` check on ``request.body``; the limit is enforced here
+    instead (declared length first, then the bytes actually read) as ``413 request_too_large``.
     """
 
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is None:
+            body = stream.read()
+        else:
+            request = (parser_context or {}).get("request")
+            try:
+                declared = int(request.META.get("CONTENT_LENGTH") or 0) if request is not None else 0
+            except ValueError:
+                declared = 0
+            if declared > limit:
+                raise RequestTooLarge(request_too_large_message())
+            body = stream.read(limit + 1)
+            if len(body) > limit:
+                raise RequestTooLarge(request_too_large_message())
         try:
-            return orjson.loads(stream.read())
+            return orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"JSON mal formado: {exc}") from exc

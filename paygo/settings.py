@@ -197,6 +197,10 @@ REST_FRAMEWORK = {
         "terminal_auth_failure": os.environ.get("PAYGO_AUTH_FAILURE_RATE", "30/min"),
     },
     "UNAUTHENTICATED_USER": None,
+    # How many reverse proxies append to X-Forwarded-For in front of the app. 0 (default):
+    # the socket address identifies the client, so a forged header cannot dodge the
+    # per-address throttles. Behind nginx/a load balancer set it to 1 (or more).
+    "NUM_PROXIES": int(os.environ.get("PAYGO_NUM_PROXIES", "0")),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -206,6 +210,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # The schema and its docs are public: no key needed, and a bad key does not hide them.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    # Stable, specific enum names (generic ones like "KindEnum" collide as endpoints grow).
+    "ENUM_NAME_OVERRIDES": {
+        "TerminalKindEnum": "nodes.models.TerminalKind",
+        "NumberingLevelEnum": "nodes.models.NumberingLevel",
+        "OfflineInvoiceNumberingEnum": [("local", "local"), ("deferred", "deferred")],
+        "OfflineComandasEnum": [("deferred", "deferred")],
+    },
 }
 
 # --- Cache (throttling counters) ----------------------------------------------------------

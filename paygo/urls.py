@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from paygo.errors import json_error_view
+from paygo import errors
 
 admin.site.site_header = "payGO — Back office"
 admin.site.site_title = "payGO — Back office"
@@ -14,5 +14,7 @@ urlpatterns = [
     path("api/", include("paygo.api_urls")),
 ]
 
-handler404 = json_error_view(404, "not_found", "No encontrado.")
-handler500 = json_error_view(500, "server_error", "Error interno; reintente la solicitud.")
+handler400 = errors.handler400
+handler403 = errors.handler403
+handler404 = errors.handler404
+handler500 = errors.handler500

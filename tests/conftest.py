@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from paygo.demo import demo_seed
@@ -28,6 +29,13 @@ def _service_markers(request):
         _missing("needs redis-server: set PAYGO_TEST_REDIS_URL (make test starts one)")
 
 
+@pytest.fixture(autouse=True)
+def _rate_limit_counters_reset():
+    """Throttle counters live in the cache and every test client shares one address:
+    start each test with none, so one test's refused keys never throttle another."""
+    cache.clear()
+
+
 @pytest.fixture
 def demo(db):
     """The deterministic demo (contract's seed_demo output as a dict)."""
@@ -47,3 +55,18 @@ def finance_user(demo, django_user_model):
 @pytest.fixture
 def data_staff_user(demo, django_user_model):
     return django_user_model.objects.get(username=demo["data_staff"]["username"])
+
+
+@pytest.fixture
+def pos_client(demo):
+    """Factory: ``pos_client("N1-CAJA-01")`` is an APIClient sending that demo terminal's key."""
+    from rest_framework.test import APIClient
+
+    keys = {terminal["code"]: terminal["key"] for terminal in demo["terminals"]}
+
+    def make(code: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {keys[code]}")
+        return client
+
+    return make

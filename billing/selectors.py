@@ -1,0 +1,185 @@
+"""Reads of customer accounts: the balance feed terminals pull (``GET /pos/balances``)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.core import signing
+from django.db.models import Q
+
+from billing.models import BalanceFeed, Customer, ProductBlock, UnitBalance
+from paygo.wire_format import money_str
+
+BALANCES_DEFAULT_LIMIT = 5000
+BALANCES_MAX_LIMIT = 20000
+
+_CURSOR_SALT = "billing.balances.cursor"
+_CURSOR_VERSION = 1
+_CURSOR_MAX_LENGTH = 300
+
+
+@dataclass(frozen=True)
+class BalanceCursor:
+    """A position in one institution's balance feed: the last (change_seq, id) served.
+
+    ``snapshot`` marks the pages of a full snapshot still in progress, so each of them
+    answers ``full: true`` until the last one.
+    """
+
+    institution_id: int
+    epoch: int
+    seq: int
+    last_id: int
+    snapshot: bool = False
+
+
+def balance_cursor_encode(cursor: BalanceCursor) -> str:
+    """Opaque to terminals: signed (URL-safe base64 + HMAC with the secret key), so a cursor
+    cannot be forged or edited into another institution's feed."""
+    payload = [
+        _CURSOR_VERSION,
+        cursor.institution_id,
+        cursor.epoch,
+        cursor.seq,
+        cursor.last_id,
+        int(cursor.snapshot),
+    ]
+    return signing.dumps(payload, salt=_CURSOR_SALT, compress=False)
+
+
+def balance_cursor_decode(text: str) -> BalanceCursor | None:
+    """The cursor in ``text``, or None for anything malformed, tampered with or foreign
+    to this server (including one signed with a previous secret key)."""
+    if not text or len(text) > _CURSOR_MAX_LENGTH:
+        return None
+    try:
+        payload = signing.loads(text, salt=_CURSOR_SALT)
+    except (signing.BadSignature, ValueError, UnicodeDecodeError):
+        return None
+    if not (
+        isinstance(payload, list)
+        and len(payload) == 6
+        and payload[0] == _CURSOR_VERSION
+        and all(type(value) is int and value >= 0 for value in payload[1:])
+    ):
+        return None
+    _, institution_id, epoch, seq, last_id, snapshot = payload
+    return BalanceCursor(institution_id, epoch, seq, last_id, bool(snapshot))
+
+
+@dataclass(frozen=True)
+class BalancesPage:
+    full: bool
+    cursor: str
+    has_more: bool
+    customers: list[dict[str, Any]]
+
+
+def customer_balances_page(*, institution_id: int, cursor: str | None, limit: int) -> BalancesPage:
+    """One page of the institution's balance feed after ``cursor`` (a full snapshot without one).
+
+    **Order and paging.** Rows are served in keyset order ``(change_seq, id)`` strictly
+    after the cursor's position; the next cursor is the last row served. A full snapshot
+    is the same walk started at ``(0, 0)``, so it pages the same way and hands over to the
+    delta with no gap. A customer changed while a terminal pages through moves to a
+    higher ``change_seq`` and is served again later, with its newest state.
+
+    **Why a reader never skips a commit** (DESIGN.md, "Delta feeds that skip commits").
+    ``billing.feed.customers_touch`` takes the next sequence number with an UPDATE of the
+    institution's ``BalanceFeed`` row, and that row lock is held until the writer's
+    transaction ends. A second writer of the same institution blocks on that row and
+    only gets its (higher) number after the first has committed or rolled back. So for
+    any two committed touches, lower seq ⇒ committed earlier, and a transaction's changes
+    become visible only when its seq is final. Our page is one SELECT, i.e. one snapshot
+    (PostgreSQL READ COMMITTED takes it per statement; SQLite WAL per read transaction);
+    if that snapshot shows a row at seq S, every transaction with a seq below S had
+    committed before S was even assigned, so it is in the snapshot too. Hence every change
+    at or below the returned cursor was visible when we read, and any change committed
+    later has a seq above it. Rolled-back numbers are reused by the next writer, which is
+    harmless because they were never visible. A writer's other statements in the same
+    transaction (the balance UPDATE before the touch) become visible at the same commit.
+    ``change_seq`` of a row only grows (each touch writes a larger number under the lock).
+    Tested with two overlapping writers on PostgreSQL in
+    ``tests/billing/test_api_balances.py``.
+
+    **Unservable cursors.** A malformed or forged cursor, one from another institution,
+    from another feed epoch (e.g. after a restore), or beyond the feed's last sequence
+    gives a full snapshot (``full: true``), never an error.
+
+    **Cost.** What changed, not the number of customers: one primary-key read of the
+    feed row, one range scan of ``customer_feed_idx`` (institution, change_seq) limited
+    to ``limit + 1`` rows, then one query each for the page's blocks and units (by id).
+    Blocks and units are read in later statements than the customers, so they may be
+    newer than the row; any such change also bumped the customer's seq, so it is served
+    again on the next pull.
+    """
+    epoch_default = BalanceFeed._meta.get_field("epoch").default
+    epoch, last_seq = BalanceFeed.objects.filter(institution_id=institution_id).values_list(
+        "epoch", "last_seq"
+    ).first() or (epoch_default, 0)
+
+    position = balance_cursor_decode(cursor) if cursor else None
+    servable = (
+        position is not None
+        and position.institution_id == institution_id
+        and position.epoch == epoch
+        and position.seq <= last_seq
+    )
+    if servable:
+        start_seq, start_id, full = position.seq, position.last_id, position.snapshot
+    else:
+        start_seq, start_id, full = 0, 0, True
+
+    rows = list(
+        Customer.objects.filter(institution_id=institution_id, change_seq__gte=start_seq)
+        .filter(Q(change_seq__gt=start_seq) | Q(pk__gt=start_id))
+        .order_by("change_seq", "pk")
+        .values_list("pk", "change_seq", "code", "name", "balance", "overdraft_limit", "daily_max", "active")[
+            : limit + 1
+        ]
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    end_seq, end_id = (rows[-1][1], rows[-1][0]) if rows else (start_seq, start_id)
+    next_cursor = balance_cursor_encode(
+        BalanceCursor(institution_id, epoch, end_seq, end_id, snapshot=full and has_more)
+    )
+    return BalancesPage(full=full, cursor=next_cursor, has_more=has_more, customers=_customer_rows(rows))
+
+
+def _customer_rows(rows: list[tuple]) -> list[dict[str, Any]]:
+    """Customers in the contract's shape, with blocks and units fetched for the whole page
+    at once (two queries, none when the page is empty)."""
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    blocked: dict[int, list[str]] = defaultdict(list)
+    for customer_id, sku in (
+        ProductBlock.objects.filter(customer_id__in=ids)
+        .order_by("customer_id", "product__sku")
+        .values_list("customer_id", "product__sku")
+    ):
+        blocked[customer_id].append(sku)
+    units: dict[int, dict[str, int]] = defaultdict(dict)
+    for customer_id, unit_type, quantity in (
+        UnitBalance.objects.filter(customer_id__in=ids)
+        .order_by("customer_id", "unit_type")
+        .values_list("customer_id", "unit_type", "quantity")
+    ):
+        units[customer_id][unit_type] = quantity
+    return [
+        {
+            "code": code,
+            "name": name,
+            "balance": money_str(balance),
+            "overdraft_limit": money_str(overdraft_limit),
+            "available": money_str(balance + overdraft_limit),
+            "daily_max": money_str(daily_max) if daily_max is not None else None,
+            "active": active,
+            "blocked_products": blocked.get(pk, []),
+            "units": units.get(pk, {}),
+        }
+        for pk, _seq, code, name, balance, overdraft_limit, daily_max, active in rows
+    ]

@@ -1,0 +1,30 @@
+"""How values are written on the wire (docs/pos-sync-api.md): money as a decimal string
+with two places, quantities as a plain decimal string, times in Bogotá with an offset."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+BUSINESS_TZ = ZoneInfo("America/Bogota")
+
+
+def money_str(value: Decimal) -> str:
+    """``Decimal("7000")`` → ``"7000.00"`` (formatted from the Decimal, never via float)."""
+    return f"{value:.2f}"
+
+
+def quantity_str(value: Decimal) -> str:
+    """``Decimal("40.000")`` → ``"40"``, ``Decimal("0.250")`` → ``"0.25"``: no exponent, no padding."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in {"", "-0"} else text
+
+
+def business_time_str(value: datetime | None = None) -> str:
+    """An instant (now by default) as RFC 3339 in Bogotá time, e.g. ``2026-11-28T10:00:00-05:00``."""
+    return timezone.localtime(value or timezone.now(), BUSINESS_TZ).isoformat(timespec="seconds")
