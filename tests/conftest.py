@@ -47,3 +47,18 @@ def finance_user(demo, django_user_model):
 @pytest.fixture
 def data_staff_user(demo, django_user_model):
     return django_user_model.objects.get(username=demo["data_staff"]["username"])
+
+
+@pytest.fixture
+def pos_client(demo):
+    """Factory: ``pos_client("N1-CAJA-01")`` is an APIClient authenticated as that terminal."""
+    from rest_framework.test import APIClient
+
+    keys = {terminal["code"]: terminal["key"] for terminal in demo["terminals"]}
+
+    def make(code: str = "N1-CAJA-01") -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {keys[code]}")
+        return client
+
+    return make
