@@ -36,22 +36,27 @@ def test_accepted_batch_stores_sales_lines_payments_and_batch(pos_client):
     assert all(r["status"] == "accepted" for r in body["results"])
     stored = Sale.objects.get(pk=first["id"])
     terminal = Terminal.objects.get(code="N1-CAJA-01")
-    assert stored.terminal == terminal and stored.node == terminal.node
+    assert stored.terminal == terminal
+    assert stored.node == terminal.node
     assert stored.institution_id == terminal.node.institution_id
-    assert stored.total == Decimal("7000.00") and stored.known_balance == Decimal("12000.00")
-    assert stored.seq == first["seq"] and stored.offline is True
+    assert stored.total == Decimal("7000.00")
+    assert stored.known_balance == Decimal("12000.00")
+    assert stored.seq == first["seq"]
+    assert stored.offline is True
     assert stored.business_date == timezone.localtime(stored.occurred_at).date()
     assert stored.customer.code == "C-000123"
     assert [(line.product.sku, line.quantity, line.total) for line in stored.lines.all()] == [
         ("SKU-EMPANADA", Decimal("2.000"), Decimal("7000.00"))
     ]
     assert [(p.method, p.amount) for p in stored.payments.all()] == [("paygo", Decimal("7000.00"))]
-    assert stored.reconciled_at is None and stored.invoice_number is None
+    assert stored.reconciled_at is None
+    assert stored.invoice_number is None
     upload = UploadBatch.objects.get()
     assert (upload.sales_count, upload.accepted, upload.duplicates, upload.rejected) == (2, 2, 0, 0)
     assert stored.batch == upload
     terminal.refresh_from_db()
-    assert terminal.last_upload_at is not None and terminal.last_seen_at is not None
+    assert terminal.last_upload_at is not None
+    assert terminal.last_seen_at is not None
 
 
 def test_ingest_does_not_move_stock_or_balances(pos_client):
@@ -92,7 +97,8 @@ def test_same_id_with_other_content_is_a_conflict_and_the_first_version_stays(po
     assert [e["code"] for e in result["errors"]] == ["conflict"]
     assert Sale.objects.get(pk=original["id"]).total == Decimal("7000.00")
     quarantined = QuarantinedSale.objects.get()
-    assert quarantined.error_codes == "conflict" and quarantined.raw_payload == changed
+    assert quarantined.error_codes == "conflict"
+    assert quarantined.raw_payload == changed
 
 
 def test_equivalent_encodings_of_one_sale_are_duplicates(pos_client):
@@ -208,7 +214,8 @@ def test_units_totals_rules(pos_client):
         "field": "payments[0].amount",
         "message": results[2]["errors"][0]["message"],
     }
-    assert results[3]["errors"][0]["code"] == "malformed" and results[3]["errors"][0]["field"] == "customer"
+    assert results[3]["errors"][0]["code"] == "malformed"
+    assert results[3]["errors"][0]["field"] == "customer"
 
 
 def test_quarantine_keeps_the_raw_payload_errors_terminal_and_batch(pos_client):
@@ -247,7 +254,9 @@ def test_non_object_and_id_less_sales_are_quarantined_too(pos_client):
 def test_batch_over_500_sales_is_refused_whole(pos_client):
     response = post(pos_client(), batch(*[cash_sale() for _ in range(501)]))
     assert_error_shape(response, 413, "batch_too_large")
-    assert Sale.objects.count() == 0 and QuarantinedSale.objects.count() == 0 and UploadBatch.objects.count() == 0
+    assert Sale.objects.count() == 0
+    assert QuarantinedSale.objects.count() == 0
+    assert UploadBatch.objects.count() == 0
 
 
 @pytest.mark.parametrize(
@@ -284,9 +293,7 @@ def test_kitchen_key_cannot_post_sales(pos_client):
 def test_missing_or_unknown_key_is_401(client):
     response = client.post(BATCHES_URL, batch(), content_type="application/json")
     assert_error_shape(response, 401)
-    response = client.post(
-        BATCHES_URL, batch(), content_type="application/json", HTTP_AUTHORIZATION="Bearer pgt_nope"
-    )
+    response = client.post(BATCHES_URL, batch(), content_type="application/json", HTTP_AUTHORIZATION="Bearer pgt_nope")
     assert_error_shape(response, 401)
 
 
@@ -311,7 +318,8 @@ def test_flags_known_at_ingest_are_recorded(pos_client):
     assert _flags(response, 2) == ["clock_skew"]
     assert _flags(response, 3) == ["clock_skew"]
     flag = SaleFlag.objects.get(sale_id=blocked["id"], code="blocked_product")
-    assert flag.detail["sku"] == "SKU-GASEOSA" and flag.detail["field"] == "lines[0].sku"
+    assert flag.detail["sku"] == "SKU-GASEOSA"
+    assert flag.detail["field"] == "lines[0].sku"
 
 
 def test_node_without_offline_permissions_flags_closed_inventory_and_unverified_balance(pos_client):
@@ -400,7 +408,9 @@ def test_inactive_resolution_and_node_level_numbering_reject_invoices(pos_client
 def test_sales_without_invoice_at_node_level_stay_unnumbered(pos_client):
     post(pos_client("N2-CAJA-01"), batch(cash_sale()))
     stored = Sale.objects.get()
-    assert stored.invoice_number is None and stored.invoice_resolution is None and stored.invoice_source == ""
+    assert stored.invoice_number is None
+    assert stored.invoice_resolution is None
+    assert stored.invoice_source == ""
 
 
 # --- Set-based -----------------------------------------------------------------------------------

@@ -167,7 +167,8 @@ def test_arbitrary_json_never_breaks_the_batch_endpoint_and_loses_nothing(pos_cl
         if result["status"] in ("accepted", "duplicate"):
             assert Sale.objects.filter(pk=sent["id"]).exists()
         else:
-            assert result["status"] == "rejected" and result["errors"]
+            assert result["status"] == "rejected"
+            assert result["errors"]
             sale_id = sent.get("id") if isinstance(sent, dict) else None
             key = str(sale_id)[:64] if isinstance(sale_id, (str, int)) and not isinstance(sale_id, bool) else ""
             kept = [

@@ -34,7 +34,9 @@ def test_online_sale_is_stored_with_its_effects_applied(pos_client):
     # Then the sale is stored and stock and balance move at once, through the ledgers
     assert response.status_code == 201, response.json()
     stored = response.json()
-    assert stored["id"] == body["id"] and stored["status"] == "accepted" and stored["reconciled"] is False
+    assert stored["id"] == body["id"]
+    assert stored["status"] == "accepted"
+    assert stored["reconciled"] is False
     assert stored["lines"] == [{"sku": "SKU-EMPANADA", "quantity": "2", "unit_price": "3500.00", "total": "7000.00"}]
     assert stored["invoice"] is None
     assert _stock("SKU-EMPANADA") == Decimal("38")
@@ -99,7 +101,8 @@ def test_each_online_rule_rejects_with_its_code_and_stores_nothing(pos_client, c
 
     assert [e["code"] for e in error["details"]["errors"]] == [code]
     assert all(e["field"] and e["message"] for e in error["details"]["errors"])
-    assert Sale.objects.count() == 0 and QuarantinedSale.objects.count() == 0
+    assert Sale.objects.count() == 0
+    assert QuarantinedSale.objects.count() == 0
     assert (_stock("SKU-SANDWICH"), Customer.objects.get(code="C-000123").balance) == before
 
 

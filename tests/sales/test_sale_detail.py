@@ -25,7 +25,9 @@ def test_terminal_reads_back_its_sale_with_invoice(pos_client):
 
     assert response.status_code == 200
     read = response.json()
-    assert read["id"] == body["id"] and read["status"] == "accepted" and read["reconciled"] is False
+    assert read["id"] == body["id"]
+    assert read["status"] == "accepted"
+    assert read["reconciled"] is False
     assert read["invoice"] == {
         "prefix": "FE",
         "number": resolution.range_from + 4,
