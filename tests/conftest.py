@@ -59,12 +59,12 @@ def data_staff_user(demo, django_user_model):
 
 @pytest.fixture
 def pos_client(demo):
-    """Factory: ``pos_client("N1-CAJA-01")`` is an APIClient sending that demo terminal's key."""
+    """Factory: ``pos_client("N1-CAJA-01")`` is an APIClient authenticated as that terminal."""
     from rest_framework.test import APIClient
 
     keys = {terminal["code"]: terminal["key"] for terminal in demo["terminals"]}
 
-    def make(code: str) -> APIClient:
+    def make(code: str = "N1-CAJA-01") -> APIClient:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {keys[code]}")
         return client

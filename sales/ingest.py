@@ -1,0 +1,1194 @@
+"""Ingest of sales from terminals: offline batches (contract §4) and online sales (§5).
+
+One validation path serves both: :func:`_sale_parse` checks the shape of a sale object
+(field paths such as ``lines[0].sku``), :func:`_sale_check` checks it against the
+terminal's institution (products, customer, totals, invoice). Rules are evaluated by
+``sales.rules`` only; this module gathers the facts and acts on the result.
+
+Idempotency is the database's job: sales are inserted with ``ON CONFLICT DO NOTHING``
+and whatever was not inserted is compared with the stored sale by its canonical payload
+hash (same → ``duplicate``, different → ``conflict``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, PositiveBigIntegerField, Sum, Value, When
+from django.db.models.functions import Greatest
+from django.utils import timezone
+
+from billing.ledger import balance_movements_post, unit_movements_post
+from billing.models import (
+    BalanceMovement,
+    BalanceMovementKind,
+    Customer,
+    InvoiceResolution,
+    ProductBlock,
+    UnitBalance,
+    UnitMovement,
+    UnitMovementKind,
+)
+from inventory.ledger import stock_movements_post
+from inventory.models import Product, StockMovement, StockMovementKind
+from nodes.models import NumberingLevel, Terminal
+from paygo.errors import ApplicationError
+from sales import tasks
+from sales.bulk_insert import rows_insert
+from sales.locks import sale_rows_lock
+from sales.models import (
+    InvoiceSource,
+    Payment,
+    PaymentMethod,
+    QuarantinedSale,
+    Sale,
+    SaleFlag,
+    SaleLine,
+    UploadBatch,
+)
+from sales.rules import MONEY_METHODS, CustomerFacts, LineFacts, PaymentFacts, SaleFacts, offline_flags, sale_breaches
+from sales.selectors import sale_get_for_terminal
+
+BUSINESS_TZ = ZoneInfo("America/Bogota")
+MAX_LINES_PER_SALE = 200
+MAX_PAYMENTS_PER_SALE = 50
+# Nesting deeper than this is never a real sale; the whole request is refused beyond
+# MAX_REQUEST_DEPTH (and orjson cannot re-encode past ~255 levels anyway).
+MAX_SALE_DEPTH = 16
+MAX_REQUEST_DEPTH = 64
+# Dates outside this window are typos or dead clocks, not sales: the sale is malformed.
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_OCCURRED_AT = datetime(2100, 1, 1, tzinfo=UTC)
+# An offline sale may legitimately be uploaded days late; beyond this the clock is suspect.
+CLOCK_SKEW_PAST_LIMIT = timedelta(days=30)
+
+MONEY_MAX = Decimal("999999999999.99")  # Decimal(14, 2) columns
+UNITS_MAX = 2**31 - 1  # UnitMovement.quantity is an integer column
+SEQ_MAX = 2**63 - 1
+CENT = Decimal("0.01")
+MILLI = Decimal("0.001")
+
+_MONEY_RE = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?", re.ASCII)
+_QUANTITY_RE = re.compile(r"-?[0-9]{1,11}(?:\.[0-9]{1,3})?", re.ASCII)
+_UUID_RE = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
+
+# Quarantined payloads that PostgreSQL's jsonb cannot hold (NUL characters) or that are
+# nested absurdly deep are stored wrapped: the exact original as JSON text (NUL escaped as
+# \u0000) and, when possible, a readable copy with NUL replaced.
+SANITIZED_MARKER = "__paygo_sanitized__"
+
+
+# --- Errors -----------------------------------------------------------------------------
+
+
+class BatchError(ApplicationError):
+    code = "malformed_batch"
+    default_message = "El lote no tiene la forma del contrato: {'batch_id': UUID, 'sales': [...]}."
+
+
+class BatchTooLarge(ApplicationError):
+    code = "batch_too_large"
+    status_code = 413
+
+
+class SaleRejected(ApplicationError):
+    """An online sale that cannot be stored: every reason in ``details.errors``."""
+
+    code = "sale_rejected"
+    status_code = 422
+    default_message = "La venta fue rechazada."
+
+    def __init__(self, errors: list[dict[str, str]], message: str | None = None) -> None:
+        self.errors = errors
+        super().__init__(
+            message or "; ".join(e["message"] for e in errors[:5]) or self.default_message,
+            code=errors[0]["code"] if errors else "sale_rejected",
+            details={"errors": errors},
+        )
+
+
+def _error(code: str, field: str, message: str) -> dict[str, str]:
+    return {"code": code, "field": field, "message": message}
+
+
+# --- Results ----------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "results": self.results,
+        }
+
+
+@dataclass
+class OnlineResult:
+    created: bool  # False: the same sale was already stored (a retry)
+    sale: dict[str, Any]
+
+
+# --- Parsing (shape only, no database) --------------------------------------------------
+
+
+@dataclass
+class ParsedLine:
+    sku: str
+    quantity: Decimal
+    unit_price: Decimal
+    total: Decimal = Decimal("0.00")
+    product: Product | None = None
+
+
+@dataclass
+class ParsedPayment:
+    method: str
+    amount: Decimal
+    unit_type: str
+
+
+@dataclass(frozen=True)
+class ParsedInvoice:
+    prefix: str
+    number: int
+    resolution: str
+
+
+@dataclass
+class ParsedSale:
+    raw: Any
+    id: uuid.UUID
+    seq: int
+    occurred_at: datetime
+    offline: bool
+    customer_code: str | None
+    lines: list[ParsedLine]
+    payments: list[ParsedPayment]
+    invoice: ParsedInvoice | None
+    known_balance: Decimal | None
+    payload_hash: str = ""
+    customer: Customer | None = None
+    resolution: InvoiceResolution | None = None
+
+    @property
+    def business_date(self) -> date:
+        return self.occurred_at.astimezone(BUSINESS_TZ).date()
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.total for line in self.lines), Decimal("0.00"))
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value, computed without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(current, dict):
+            stack.extend((v, depth + 1) for v in current.values())
+        elif isinstance(current, list):
+            stack.extend((v, depth + 1) for v in current)
+    return deepest
+
+
+def _contains_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            if "\x00" in current:
+                return True
+        elif isinstance(current, dict):
+            for key, item in current.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return True
+                stack.append(item)
+        elif isinstance(current, list):
+            stack.extend(current)
+    return False
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def quarantine_payload_encode(raw: Any) -> Any:
+    """What to store in ``QuarantinedSale.raw_payload`` for ``raw`` (jsonb-safe)."""
+    too_deep = json_depth(raw) > MAX_SALE_DEPTH
+    # A bare JSON null would become SQL NULL in a JSONField column: wrap it as well.
+    if raw is not None and not too_deep and not _contains_nul(raw):
+        return raw
+    wrapped: dict[str, Any] = {SANITIZED_MARKER: True, "original_json": orjson.dumps(raw).decode()}
+    if not too_deep:
+        wrapped["payload"] = _without_nul(raw)
+    return wrapped
+
+
+def quarantine_payload_decode(stored: Any) -> Any:
+    """The exact sale object the terminal sent, from a stored ``raw_payload``."""
+    if isinstance(stored, dict) and stored.get(SANITIZED_MARKER) is True and "original_json" in stored:
+        return orjson.loads(stored["original_json"])
+    return stored
+
+
+class _Errors(list):
+    def malformed(self, field: str, message: str) -> None:
+        self.append(_error("malformed", field, message))
+
+
+def _text(value: Any, field: str, errors: _Errors, *, max_length: int, allow_empty: bool = False) -> str | None:
+    if not isinstance(value, str):
+        errors.malformed(field, "Debe ser un texto.")
+        return None
+    if "\x00" in value:
+        errors.malformed(field, "Contiene caracteres nulos (NUL).")
+        return None
+    if not value and not allow_empty:
+        errors.malformed(field, "No puede estar vacío.")
+        return None
+    if len(value) > max_length:
+        errors.malformed(field, f"Admite máximo {max_length} caracteres.")
+        return None
+    return value
+
+
+def _decimal(value: Any, field: str, errors: _Errors, *, pattern: re.Pattern, what: str) -> Decimal | None:
+    # JSON integers are exact, so they are accepted; floats are not (0.1 is not 0.1).
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        errors.malformed(field, f"Debe ser {what} en texto, p. ej. «3500.00».")
+        return None
+    return Decimal(value)
+
+
+def _money(value: Any, field: str, errors: _Errors, *, signed: bool = False) -> Decimal | None:
+    amount = _decimal(
+        value, field, errors, pattern=_MONEY_RE, what="un valor con máximo 2 decimales y 12 dígitos enteros"
+    )
+    if amount is not None and amount < 0 and not signed:
+        errors.malformed(field, "No puede ser negativo.")
+        return None
+    return amount
+
+
+def _datetime(value: Any, field: str, errors: _Errors) -> datetime | None:
+    if not isinstance(value, str) or not value.isascii() or len(value) > 40:
+        errors.malformed(field, "Debe ser una fecha RFC 3339 con zona horaria, p. ej. «2026-11-28T12:01:02-05:00».")
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or parsed.utcoffset() is None:
+        errors.malformed(field, "Debe ser una fecha RFC 3339 con zona horaria, p. ej. «2026-11-28T12:01:02-05:00».")
+        return None
+    try:
+        parsed = parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        parsed = None
+    if parsed is None or not EARLIEST_OCCURRED_AT <= parsed < LATEST_OCCURRED_AT:
+        errors.malformed(field, "Fecha fuera del rango admitido (2000–2099).")
+        return None
+    return parsed
+
+
+def _line_parse(raw: Any, index: int, errors: _Errors) -> ParsedLine | None:
+    path = f"lines[{index}]"
+    if not isinstance(raw, dict):
+        errors.malformed(path, "Cada línea debe ser un objeto.")
+        return None
+    sku = _text(raw.get("sku"), f"{path}.sku", errors, max_length=64)
+    quantity = _decimal(
+        raw.get("quantity"),
+        f"{path}.quantity",
+        errors,
+        pattern=_QUANTITY_RE,
+        what="una cantidad con máximo 3 decimales y 11 dígitos enteros",
+    )
+    if quantity is not None and quantity <= 0:
+        errors.append(_error("invalid_quantity", f"{path}.quantity", "La cantidad debe ser mayor que cero."))
+        quantity = None
+    unit_price = _money(raw.get("unit_price"), f"{path}.unit_price", errors)
+    if sku is None or quantity is None or unit_price is None:
+        return None
+    total = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
+    if total > MONEY_MAX:
+        errors.malformed(path, "El total de la línea excede el máximo admitido.")
+        return None
+    return ParsedLine(sku=sku, quantity=quantity, unit_price=unit_price, total=total)
+
+
+def _payment_parse(raw: Any, index: int, errors: _Errors) -> ParsedPayment | None:
+    path = f"payments[{index}]"
+    if not isinstance(raw, dict):
+        errors.malformed(path, "Cada pago debe ser un objeto.")
+        return None
+    method = raw.get("method")
+    if not isinstance(method, str) or method not in PaymentMethod.values:
+        errors.malformed(f"{path}.method", "Medio de pago inválido: use paygo, cash, card o units.")
+        method = None
+    amount = _money(raw.get("amount"), f"{path}.amount", errors)
+    unit_type = ""
+    if method == PaymentMethod.UNITS:
+        unit_type = _text(raw.get("unit_type"), f"{path}.unit_type", errors, max_length=32) or ""
+        if amount is not None and (amount != amount.to_integral_value() or amount > UNITS_MAX):
+            errors.malformed(f"{path}.amount", "Las unidades deben ser un número entero.")
+            amount = None
+        if not unit_type:
+            return None
+    if method is None or amount is None:
+        return None
+    return ParsedPayment(method=method, amount=amount, unit_type=unit_type)
+
+
+def _invoice_parse(raw: Any, errors: _Errors) -> ParsedInvoice | None:
+    if not isinstance(raw, dict):
+        errors.malformed("invoice", "Debe ser un objeto {prefix, number, resolution} o null.")
+        return None
+    prefix = _text(raw.get("prefix", ""), "invoice.prefix", errors, max_length=8, allow_empty=True)
+    number = raw.get("number")
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= SEQ_MAX:
+        errors.malformed("invoice.number", "Debe ser un número entero positivo.")
+        number = None
+    resolution = _text(raw.get("resolution"), "invoice.resolution", errors, max_length=32)
+    if prefix is None or number is None or resolution is None:
+        return None
+    return ParsedInvoice(prefix=prefix, number=number, resolution=resolution)
+
+
+def _payload_hash(sale: ParsedSale) -> str:
+    """SHA-256 of the normalized sale: equal for any two encodings of the same sale."""
+    canonical = {
+        "id": str(sale.id),
+        "seq": sale.seq,
+        "occurred_at": sale.occurred_at.isoformat(),
+        "offline": sale.offline,
+        "customer": sale.customer_code,
+        "lines": [
+            {"sku": line.sku, "quantity": str(line.quantity.quantize(MILLI)), "unit_price": str(line.unit_price)}
+            for line in sale.lines
+        ],
+        "payments": [
+            {"method": p.method, "amount": str(p.amount.quantize(CENT)), "unit_type": p.unit_type}
+            for p in sale.payments
+        ],
+        "invoice": (
+            {"prefix": sale.invoice.prefix, "number": sale.invoice.number, "resolution": sale.invoice.resolution}
+            if sale.invoice
+            else None
+        ),
+        "known_balance": str(sale.known_balance.quantize(CENT)) if sale.known_balance is not None else None,
+    }
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _sale_parse(raw: Any, *, online: bool) -> tuple[ParsedSale | None, list[dict[str, str]]]:
+    """Check the shape of one sale object; return it parsed, or every malformation found."""
+    errors = _Errors()
+    if not isinstance(raw, dict):
+        errors.malformed("", "La venta debe ser un objeto JSON.")
+        return None, errors
+    if json_depth(raw) > MAX_SALE_DEPTH:
+        errors.malformed("", "La venta está anidada a una profundidad inadmisible.")
+        return None, errors
+
+    sale_id = raw.get("id")
+    if not isinstance(sale_id, str) or not _UUID_RE.fullmatch(sale_id):
+        errors.malformed("id", "Debe ser un UUID.")
+        sale_id = None
+    seq = raw.get("seq")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+        errors.malformed("seq", "Debe ser un entero no negativo.")
+        seq = None
+    occurred_at = _datetime(raw.get("occurred_at"), "occurred_at", errors)
+    offline = raw.get("offline")
+    if not isinstance(offline, bool):
+        errors.malformed("offline", "Debe ser true o false.")
+        offline = None
+    elif online and offline:
+        errors.malformed("offline", "Una venta sin conexión se envía en un lote (/pos/sales/batches).")
+    customer_code = raw.get("customer")
+    if customer_code is not None:
+        customer_code = _text(customer_code, "customer", errors, max_length=64)
+
+    raw_lines = raw.get("lines")
+    lines: list[ParsedLine | None] = []
+    if not isinstance(raw_lines, list) or not raw_lines:
+        errors.malformed("lines", "Debe ser una lista con al menos una línea.")
+    elif len(raw_lines) > MAX_LINES_PER_SALE:
+        errors.malformed("lines", f"Una venta admite máximo {MAX_LINES_PER_SALE} líneas.")
+    else:
+        lines = [_line_parse(item, i, errors) for i, item in enumerate(raw_lines)]
+
+    raw_payments = raw.get("payments")
+    payments: list[ParsedPayment | None] = []
+    if not isinstance(raw_payments, list):
+        errors.malformed("payments", "Debe ser una lista de pagos.")
+    elif len(raw_payments) > MAX_PAYMENTS_PER_SALE:
+        errors.malformed("payments", f"Una venta admite máximo {MAX_PAYMENTS_PER_SALE} pagos.")
+    else:
+        payments = [_payment_parse(item, i, errors) for i, item in enumerate(raw_payments)]
+
+    invoice = None
+    if raw.get("invoice") is not None:
+        invoice = _invoice_parse(raw["invoice"], errors)
+
+    known_balance = None
+    if raw.get("known_balance") is not None:
+        known_balance = _money(raw["known_balance"], "known_balance", errors, signed=True)
+
+    parsed_lines = [line for line in lines if line is not None]
+    if parsed_lines and sum(line.total for line in parsed_lines) > MONEY_MAX:
+        errors.malformed("lines", "El total de la venta excede el máximo admitido.")
+    if errors:
+        return None, errors
+    sale = ParsedSale(
+        raw=raw,
+        id=uuid.UUID(sale_id),
+        seq=seq,
+        occurred_at=occurred_at,
+        offline=offline,
+        customer_code=customer_code,
+        lines=parsed_lines,
+        payments=[p for p in payments if p is not None],
+        invoice=invoice,
+        known_balance=known_balance,
+    )
+    sale.payload_hash = _payload_hash(sale)
+    return sale, []
+
+
+def _raw_sale_id(raw: Any) -> str:
+    """The id as the terminal sent it, for the quarantine and the result (may be junk)."""
+    value = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return str(value).replace("\x00", "\ufffd")[:64]
+    return ""
+
+
+# --- Checks against the institution -------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    """Everything a set of sales refers to, loaded with one query per table."""
+
+    terminal: Terminal
+    products: dict[str, Product] = field(default_factory=dict)
+    customers: dict[str, Customer] = field(default_factory=dict)
+    blocked_skus: dict[int, frozenset[str]] = field(default_factory=dict)
+    resolutions: dict[tuple[str, str], InvoiceResolution] = field(default_factory=dict)
+    # (resolution id, number) -> id of the sale already holding it
+    used_numbers: dict[tuple[int, int], uuid.UUID] = field(default_factory=dict)
+
+
+def _context_load(*, terminal: Terminal, sales: list[ParsedSale]) -> _Context:
+    """Load products, customers, blocks and resolutions, scoped to the terminal's institution."""
+    ctx = _Context(terminal=terminal)
+    institution_id = terminal.node.institution_id
+    skus = {line.sku for sale in sales for line in sale.lines}
+    if skus:
+        ctx.products = {p.sku: p for p in Product.objects.filter(institution_id=institution_id, sku__in=skus)}
+    codes = {sale.customer_code for sale in sales if sale.customer_code}
+    if codes:
+        ctx.customers = {c.code: c for c in Customer.objects.filter(institution_id=institution_id, code__in=codes)}
+    if ctx.customers:
+        blocked: dict[int, set[str]] = defaultdict(set)
+        for customer_id, sku in ProductBlock.objects.filter(
+            customer_id__in=[c.pk for c in ctx.customers.values()]
+        ).values_list("customer_id", "product__sku"):
+            blocked[customer_id].add(sku)
+        ctx.blocked_skus = {pk: frozenset(skus) for pk, skus in blocked.items()}
+    invoiced = [sale for sale in sales if sale.invoice]
+    if invoiced:
+        ctx.resolutions = {
+            (r.number, r.prefix): r
+            for r in InvoiceResolution.objects.filter(terminal=terminal, level=NumberingLevel.TERMINAL)
+        }
+        wanted = {
+            (ctx.resolutions[key].pk, sale.invoice.number)
+            for sale in invoiced
+            if (key := (sale.invoice.resolution, sale.invoice.prefix)) in ctx.resolutions
+        }
+        if wanted:
+            ctx.used_numbers = {
+                (resolution_id, number): sale_id
+                for resolution_id, number, sale_id in Sale.objects.filter(
+                    invoice_resolution_id__in={r for r, _ in wanted}, invoice_number__in={n for _, n in wanted}
+                ).values_list("invoice_resolution_id", "invoice_number", "id")
+            }
+    return ctx
+
+
+def _sale_check(sale: ParsedSale, ctx: _Context, *, online: bool) -> list[dict[str, str]]:
+    """References and totals: products, customer, payments, invoice. Resolves them on ``sale``."""
+    errors: list[dict[str, str]] = []
+    if sale.customer_code:
+        customer = ctx.customers.get(sale.customer_code)
+        if customer is None:
+            errors.append(_error("unknown_customer", "customer", f"Cliente desconocido: {sale.customer_code}."))
+        elif online and not customer.active:
+            errors.append(_error("unknown_customer", "customer", f"El cliente {sale.customer_code} está inactivo."))
+        else:
+            sale.customer = customer
+    for index, line in enumerate(sale.lines):
+        product = ctx.products.get(line.sku)
+        if product is None:
+            errors.append(_error("unknown_product", f"lines[{index}].sku", f"Producto desconocido: {line.sku}."))
+        elif online and not product.active:
+            errors.append(_error("unknown_product", f"lines[{index}].sku", f"El producto {line.sku} está inactivo."))
+        else:
+            line.product = product
+
+    for index, payment in enumerate(sale.payments):
+        if payment.method in (PaymentMethod.PAYGO, PaymentMethod.UNITS) and not sale.customer_code:
+            errors.append(
+                _error("malformed", "customer", f"El pago «{payment.method}» (pagos[{index}]) requiere cliente.")
+            )
+            break
+
+    if all(line.product is not None for line in sale.lines):
+        errors.extend(_totals_check(sale))
+    if sale.invoice is not None:
+        errors.extend(_invoice_check(sale, ctx))
+    return errors
+
+
+def _totals_check(sale: ParsedSale) -> list[dict[str, str]]:
+    """Money payments add up to Σ quantity × unit_price (each line rounded to cents, as
+    stored); each ``units`` payment counts the quantity of the lines of its unit type,
+    and those lines carry a price of zero."""
+    errors = []
+    money = sum((p.amount for p in sale.payments if p.method in MONEY_METHODS), Decimal("0"))
+    if money != sale.total:
+        errors.append(
+            _error(
+                "totals_mismatch",
+                "payments",
+                f"Los pagos en dinero suman {money} y las líneas suman {sale.total}.",
+            )
+        )
+    units_paid: dict[str, Decimal] = defaultdict(Decimal)
+    first_index: dict[str, int] = {}
+    for index, payment in enumerate(sale.payments):
+        if payment.method == PaymentMethod.UNITS:
+            units_paid[payment.unit_type] += payment.amount
+            first_index.setdefault(payment.unit_type, index)
+    for unit_type, paid in units_paid.items():
+        lines = [(i, line) for i, line in enumerate(sale.lines) if line.product.unit_type == unit_type]
+        quantity = sum((line.quantity for _, line in lines), Decimal("0"))
+        if quantity != paid:
+            errors.append(
+                _error(
+                    "totals_mismatch",
+                    f"payments[{first_index[unit_type]}].amount",
+                    f"Se pagan {paid} unidades de {unit_type} y las líneas de ese tipo suman {quantity}.",
+                )
+            )
+        errors.extend(
+            _error(
+                "totals_mismatch",
+                f"lines[{i}].unit_price",
+                f"La línea de {line.sku} se paga con unidades y debe llevar precio 0.00.",
+            )
+            for i, line in lines
+            if line.unit_price != 0
+        )
+    return errors
+
+
+def _invoice_check(sale: ParsedSale, ctx: _Context) -> list[dict[str, str]]:
+    invoice = sale.invoice
+    node = ctx.terminal.node
+
+    def invalid(message: str) -> list[dict[str, str]]:
+        return [_error("invalid_invoice_number", "invoice", message)]
+
+    if node.invoice_numbering_level != NumberingLevel.TERMINAL:
+        return invalid("Este nodo no lleva consecutivos por caja: la venta debe enviarse sin factura.")
+    resolution = ctx.resolutions.get((invoice.resolution, invoice.prefix))
+    if resolution is None:
+        return invalid(f"La resolución {invoice.resolution} con prefijo «{invoice.prefix}» no es de esta caja.")
+    if not resolution.active:
+        return invalid(f"La resolución {invoice.resolution} está inactiva.")
+    if not resolution.range_from <= invoice.number <= resolution.range_to:
+        return invalid(
+            f"El número {invoice.number} está fuera del rango {resolution.range_from}–{resolution.range_to}."
+        )
+    if not resolution.valid_from <= sale.business_date <= resolution.valid_until:
+        return invalid(f"La resolución {invoice.resolution} no estaba vigente el {sale.business_date}.")
+    holder = ctx.used_numbers.get((resolution.pk, invoice.number))
+    if holder is not None and holder != sale.id:
+        return invalid(f"El número {invoice.prefix}{invoice.number} ya fue usado por otra venta.")
+    sale.resolution = resolution
+    return []
+
+
+# --- Facts and flags ---------------------------------------------------------------------
+
+
+def _sale_facts(
+    sale: ParsedSale,
+    ctx: _Context,
+    *,
+    stock: dict[int, Decimal] | None = None,
+    balance_before: Decimal | None = None,
+    spent_today_before: Decimal | None = None,
+    units_before: dict[str, int] | None = None,
+) -> SaleFacts:
+    """The facts ``sales.rules`` needs. Unknown running state stays None (offline ingest)."""
+    terminal = ctx.terminal
+    customer = None
+    if sale.customer is not None:
+        customer = CustomerFacts(
+            blocked_skus=ctx.blocked_skus.get(sale.customer.pk, frozenset()),
+            overdraft_limit=sale.customer.overdraft_limit,
+            daily_max=sale.customer.daily_max,
+            balance_before=balance_before,
+            spent_today_before=spent_today_before,
+            units_before=units_before,
+        )
+    return SaleFacts(
+        offline=sale.offline,
+        terminal_kind=terminal.kind,
+        allow_offline_closed_inventory_sales=terminal.node.allow_offline_closed_inventory_sales,
+        use_last_balance_offline=terminal.node.use_last_balance_offline,
+        lines=tuple(
+            LineFacts(
+                index=i,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                tracks_inventory=line.product.tracks_inventory,
+                unit_type=line.product.unit_type,
+                catalog_price=line.product.price,
+                stock_before=(
+                    stock.get(line.product.pk, Decimal("0"))
+                    if stock is not None and line.product.tracks_inventory
+                    else None
+                ),
+            )
+            for i, line in enumerate(sale.lines)
+        ),
+        payments=tuple(
+            PaymentFacts(index=i, method=p.method, amount=p.amount, unit_type=p.unit_type)
+            for i, p in enumerate(sale.payments)
+        ),
+        customer=customer,
+    )
+
+
+def _clock_skew(sale: ParsedSale, received_at: datetime) -> dict[str, Any] | None:
+    """Flag detail when the terminal's clock cannot be right, else None.
+
+    Ahead of the server by more than the tolerance is always wrong. Behind is normal for
+    offline sales uploaded late, so only an implausible delay counts (online sales happen
+    now, so the tolerance applies on both sides).
+    """
+    ahead = sale.occurred_at - received_at
+    tolerance = settings.PAYGO_CLOCK_SKEW_TOLERANCE
+    behind_limit = CLOCK_SKEW_PAST_LIMIT if sale.offline else tolerance
+    if ahead <= tolerance and -ahead <= behind_limit:
+        return None
+    return {
+        "field": "occurred_at",
+        "message": f"La hora de la venta difiere {abs(int(ahead.total_seconds()))} s de la hora del servidor.",
+        "skew_seconds": int(ahead.total_seconds()),
+    }
+
+
+# --- Writing -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    parsed: ParsedSale
+    sale: Sale
+    flags: dict[str, dict]
+
+
+def _prepare(
+    sale: ParsedSale, ctx: _Context, *, flags: dict[str, dict], batch: UploadBatch | None, received_at: datetime
+) -> _Prepared:
+    terminal = ctx.terminal
+    obj = Sale(
+        id=sale.id,
+        institution_id=terminal.node.institution_id,
+        node_id=terminal.node_id,
+        terminal_id=terminal.pk,
+        customer=sale.customer,
+        batch=batch,
+        seq=sale.seq,
+        occurred_at=sale.occurred_at,
+        received_at=received_at,
+        business_date=sale.business_date,
+        offline=sale.offline,
+        total=sale.total,
+        known_balance=sale.known_balance,
+        payload_hash=sale.payload_hash,
+        invoice_resolution=sale.resolution,
+        invoice_prefix=sale.invoice.prefix if sale.resolution else "",
+        invoice_number=sale.invoice.number if sale.resolution else None,
+        invoice_source=InvoiceSource.TERMINAL if sale.resolution else "",
+    )
+    skew = _clock_skew(sale, received_at)
+    if skew:
+        flags = {**flags, "clock_skew": skew}
+    return _Prepared(parsed=sale, sale=obj, flags=flags)
+
+
+_SALE_FIELDS = [f.name for f in Sale._meta.concrete_fields]
+
+
+def _sales_insert(prepared: list[_Prepared]) -> set[uuid.UUID]:
+    """Insert the sales; return the ids really inserted (a concurrent copy may win)."""
+    rows = rows_insert(Sale, [p.sale for p in prepared], fields=_SALE_FIELDS, on_conflict_do_nothing=True)
+    return {row[0] for row in rows}
+
+
+def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Payment]]:
+    """Insert lines, payments and flags of freshly inserted sales (one statement each)."""
+    lines = [
+        SaleLine(
+            sale_id=p.sale.id,
+            position=i,
+            product_id=line.product.pk,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            total=line.total,
+        )
+        for p in prepared
+        for i, line in enumerate(p.parsed.lines)
+    ]
+    payments = [
+        Payment(sale_id=p.sale.id, position=i, method=pay.method, amount=pay.amount, unit_type=pay.unit_type)
+        for p in prepared
+        for i, pay in enumerate(p.parsed.payments)
+    ]
+    flags = [
+        SaleFlag(sale_id=p.sale.id, code=code, detail=detail) for p in prepared for code, detail in p.flags.items()
+    ]
+    for model, objs in ((SaleLine, lines), (Payment, payments)):
+        fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
+        ids = {
+            (sale_id, position): pk
+            for pk, sale_id, position in rows_insert(model, objs, fields=fields, returning=("id", "sale", "position"))
+        }
+        for obj in objs:
+            obj.pk = ids[(obj.sale_id, obj.position)]
+    rows_insert(SaleFlag, flags, fields=["sale", "code", "detail", "created_at"])
+    return lines, payments
+
+
+def _resolutions_advance(prepared: list[_Prepared]) -> None:
+    """Move each used resolution's ``next_number`` past the highest number used (one UPDATE)."""
+    highest: dict[int, int] = {}
+    for p in prepared:
+        if p.sale.invoice_resolution_id:
+            key = p.sale.invoice_resolution_id
+            highest[key] = max(highest.get(key, 0), p.sale.invoice_number)
+    if not highest:
+        return
+    InvoiceResolution.objects.filter(pk__in=highest).update(
+        next_number=Greatest(
+            F("next_number"),
+            Case(
+                *[When(pk=pk, then=Value(n + 1)) for pk, n in highest.items()],
+                default=F("next_number"),
+                output_field=PositiveBigIntegerField(),
+            ),
+        )
+    )
+
+
+def _stored_sales(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, int]]:
+    """id -> (payload hash, terminal id) of the sales already stored among ``ids``."""
+    ids = list(ids)
+    if not ids:
+        return {}
+    return {pk: (h, t) for pk, h, t in Sale.objects.filter(pk__in=ids).values_list("pk", "payload_hash", "terminal_id")}
+
+
+def _replay_outcome(sale: ParsedSale, stored: tuple[str, int], terminal: Terminal) -> dict[str, str] | None:
+    """None if ``sale`` is the stored sale again (a duplicate), else the conflict error."""
+    payload_hash, terminal_id = stored
+    if payload_hash == sale.payload_hash and terminal_id == terminal.pk:
+        return None
+    return _error(
+        "conflict", "id", f"Ya existe una venta con el id {sale.id} y otro contenido; se conserva la primera versión."
+    )
+
+
+def _quarantine(
+    *, terminal: Terminal, batch: UploadBatch | None, received_at: datetime, rejected: list[tuple[Any, list[dict]]]
+) -> None:
+    """Keep every rejected sale whole. A retried batch does not quarantine the same
+    rejected sale twice: a pending row with the same payload and errors is enough."""
+    if not rejected:
+        return
+    entries = [(_raw_sale_id(raw), quarantine_payload_encode(raw), errors) for raw, errors in rejected]
+    pending = defaultdict(list)
+    for sale_id, payload, errors in QuarantinedSale.objects.filter(
+        terminal=terminal, status="pending", sale_id__in={e[0] for e in entries}
+    ).values_list("sale_id", "raw_payload", "errors"):
+        pending[sale_id].append((payload, errors))
+    rows = []
+    for sale_id, payload, errors in entries:
+        if (payload, errors) in pending[sale_id]:
+            continue
+        pending[sale_id].append((payload, errors))
+        codes = ",".join(dict.fromkeys(e["code"] for e in errors))
+        rows.append(
+            QuarantinedSale(
+                sale_id=sale_id,
+                terminal=terminal,
+                batch=batch,
+                raw_payload=payload,
+                errors=errors,
+                error_codes=codes[:255],
+                received_at=received_at,
+            )
+        )
+    fields = ["sale_id", "terminal", "batch", "raw_payload", "errors", "error_codes", "received_at", "status", "note"]
+    rows_insert(QuarantinedSale, rows, fields=fields)
+
+
+def _terminal_touch(terminal: Terminal, now: datetime, *, upload: bool) -> None:
+    values = {"last_seen_at": now}
+    if upload:
+        values["last_upload_at"] = now
+    Terminal.objects.filter(pk=terminal.pk).update(**values)
+
+
+def _reconcile_on_commit(sale_ids: list[uuid.UUID]) -> None:
+    if not sale_ids:
+        return
+    ids = [str(pk) for pk in sale_ids]
+    # robust: the sales are committed; a broker outage must not turn the answer into a
+    # 500 (the terminal would resend for nothing). The periodic sweep catches up.
+    transaction.on_commit(lambda: tasks.sales_reconcile_enqueue(sale_ids=ids), robust=True)
+
+
+# --- Offline batches (§4) ------------------------------------------------------------------
+
+
+def _batch_envelope_check(batch_id: Any, sales: Any) -> uuid.UUID:
+    if not isinstance(sales, list):
+        raise BatchError(details={"field": "sales"})
+    limit = settings.PAYGO_MAX_BATCH_SALES
+    if len(sales) > limit:
+        raise BatchTooLarge(
+            f"Un lote admite máximo {limit} ventas; este trae {len(sales)}.",
+            details={"max_sales": limit, "sales": len(sales)},
+        )
+    if not isinstance(batch_id, str) or not _UUID_RE.fullmatch(batch_id):
+        raise BatchError("batch_id debe ser un UUID.", details={"field": "batch_id"})
+    if json_depth(sales) > MAX_REQUEST_DEPTH:
+        raise BatchError("El lote está anidado a una profundidad inadmisible.", details={"field": "sales"})
+    return uuid.UUID(batch_id)
+
+
+def sale_batch_ingest(
+    *, terminal: Terminal, batch_id: Any, sales: Any, received_at: datetime | None = None
+) -> BatchResult:
+    """Store a batch of offline sales from ``terminal``, accepting each sale on its own.
+
+    Envelope errors (``sales`` not a list, more than ``PAYGO_MAX_BATCH_SALES``, bad
+    ``batch_id``) raise before anything is stored. Otherwise every sale gets a result in
+    the order sent: ``accepted`` (stored with its lines, payments and ingest-time flags),
+    ``duplicate`` (same id and content already stored) or ``rejected`` (kept in
+    :class:`~sales.models.QuarantinedSale` with its raw payload and errors).
+
+    Idempotent by sale id, enforced by the primary key (``INSERT … ON CONFLICT DO
+    NOTHING``), so concurrent copies of one batch store each sale once. Locks: none taken
+    explicitly; inserted rows and the resolution row whose ``next_number`` advances are
+    locked until commit. One transaction for the whole batch, committed before answering.
+    Side effects: ``UploadBatch`` row, terminal's ``last_upload_at``/``last_seen_at``,
+    resolutions' ``next_number``; on commit, reconciliation is enqueued for accepted sales.
+    Stock and balances are NOT touched: reconciliation applies them in time order.
+    """
+    received_at = received_at or timezone.now()
+    batch_uuid = _batch_envelope_check(batch_id, sales)
+    results: list[dict[str, Any] | None] = [None] * len(sales)
+    rejected: list[tuple[Any, list[dict]]] = []
+
+    def reject(index: int, raw: Any, errors: list[dict[str, str]], sale_id: str | None = None) -> None:
+        results[index] = {"id": sale_id or _raw_sale_id(raw) or None, "status": "rejected", "errors": errors}
+        rejected.append((raw, errors))
+
+    parsed: dict[int, ParsedSale] = {}
+    for index, raw in enumerate(sales):
+        sale, errors = _sale_parse(raw, online=False)
+        if errors:
+            reject(index, raw, errors)
+        else:
+            parsed[index] = sale
+
+    with transaction.atomic():
+        batch = UploadBatch.objects.create(
+            batch_id=batch_uuid, terminal=terminal, received_at=received_at, sales_count=len(sales)
+        )
+        stored = _stored_sales({s.id for s in parsed.values()})
+        first_index: dict[uuid.UUID, int] = {}
+        repeats: list[tuple[int, int]] = []  # (index, index of the first copy in this batch)
+        fresh: list[tuple[int, ParsedSale]] = []
+        for index, sale in parsed.items():
+            if sale.id in first_index:
+                repeats.append((index, first_index[sale.id]))
+                continue
+            first_index[sale.id] = index
+            if sale.id in stored:
+                conflict = _replay_outcome(sale, stored[sale.id], terminal)
+                if conflict:
+                    reject(index, sale.raw, [conflict], str(sale.id))
+                else:
+                    results[index] = {"id": str(sale.id), "status": "duplicate", "flags": []}
+            else:
+                fresh.append((index, sale))
+
+        ctx = _context_load(terminal=terminal, sales=[s for _, s in fresh])
+        prepared: dict[int, _Prepared] = {}
+        claimed: set[tuple[int, int]] = set()
+        for index, sale in fresh:
+            errors = _sale_check(sale, ctx, online=False)
+            if not errors and sale.resolution is not None:
+                key = (sale.resolution.pk, sale.invoice.number)
+                if key in claimed:
+                    errors = [
+                        _error(
+                            "invalid_invoice_number",
+                            "invoice",
+                            f"El número {sale.invoice.prefix}{sale.invoice.number} se repite en este lote.",
+                        )
+                    ]
+                claimed.add(key)
+            if errors:
+                reject(index, sale.raw, errors, str(sale.id))
+                continue
+            flags = offline_flags(sale_breaches(_sale_facts(sale, ctx)))
+            prepared[index] = _prepare(sale, ctx, flags=flags, batch=batch, received_at=received_at)
+
+        inserted_ids = _sales_insert(list(prepared.values()))
+        lost = {p.sale.id for p in prepared.values() if p.sale.id not in inserted_ids}
+        # Rows a concurrent upload inserted first (or that lost an invoice number race).
+        winners = _stored_sales(lost)
+        inserted: list[_Prepared] = []
+        for index, p in prepared.items():
+            if p.sale.id in inserted_ids:
+                inserted.append(p)
+                results[index] = {"id": str(p.sale.id), "status": "accepted", "flags": sorted(p.flags)}
+            elif p.sale.id in winners:
+                conflict = _replay_outcome(p.parsed, winners[p.sale.id], terminal)
+                if conflict:
+                    reject(index, p.parsed.raw, [conflict], str(p.sale.id))
+                else:
+                    results[index] = {"id": str(p.sale.id), "status": "duplicate", "flags": []}
+            else:
+                invoice = p.parsed.invoice
+                error = _error(
+                    "invalid_invoice_number", "invoice", f"El número {invoice.prefix}{invoice.number} ya fue usado."
+                )
+                reject(index, p.parsed.raw, [error], str(p.sale.id))
+
+        for index, first in repeats:
+            sale, original = parsed[index], parsed[first]
+            if sale.payload_hash != original.payload_hash:
+                reject(index, sale.raw, [_replay_outcome(sale, ("", 0), terminal)], str(sale.id))
+            elif results[first]["status"] == "rejected":
+                reject(index, sale.raw, results[first]["errors"], str(sale.id))
+            else:
+                results[index] = {"id": str(sale.id), "status": "duplicate", "flags": results[first].get("flags", [])}
+
+        _children_insert(inserted)
+        _resolutions_advance(inserted)
+        _quarantine(terminal=terminal, batch=batch, received_at=received_at, rejected=rejected)
+        _duplicate_flags_fill(results)
+        counts = defaultdict(int)
+        for result in results:
+            counts[result["status"]] += 1
+        UploadBatch.objects.filter(pk=batch.pk).update(
+            accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"]
+        )
+        _terminal_touch(terminal, received_at, upload=True)
+        _reconcile_on_commit([p.sale.id for p in inserted])
+
+    return BatchResult(
+        batch_id=str(batch_uuid),
+        accepted=counts["accepted"],
+        duplicates=counts["duplicate"],
+        rejected=counts["rejected"],
+        results=results,
+    )
+
+
+def _duplicate_flags_fill(results: list[dict[str, Any]]) -> None:
+    """A duplicate answers with the flags of the stored sale (reconciliation may have added some)."""
+    ids = [r["id"] for r in results if r["status"] == "duplicate"]
+    if not ids:
+        return
+    flags: dict[str, list[str]] = defaultdict(list)
+    for sale_id, code in SaleFlag.objects.filter(sale_id__in=ids).order_by("code").values_list("sale_id", "code"):
+        flags[str(sale_id)].append(code)
+    for result in results:
+        if result["status"] == "duplicate":
+            result["flags"] = flags.get(result["id"], [])
+
+
+# --- Online sales (§5) ---------------------------------------------------------------------
+
+
+def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime | None = None) -> OnlineResult:
+    """Store one online sale after enforcing every rule, and apply its effects at once.
+
+    Raises :class:`SaleRejected` (``422``, every error listed) when the sale is malformed,
+    refers to unknown data, or breaks a rule (stock, block, daily maximum, balance plus
+    overdraft, units); nothing is stored then (the sale did not happen, so it is not
+    quarantined). Locks (``sales.locks``): the customer row, then the node-stock rows of
+    its tracked products, by pk, so two sales of one customer or product are serialized
+    and cannot together exceed what one of them would be refused.
+
+    Idempotent by sale id: the same sale again returns the stored one (``created=False``);
+    the same id with other content raises ``conflict``. Side effects in the same
+    transaction: the sale, lines, payments and flags; stock, balance and unit movements
+    through the ledgers; the terminal's ``last_seen_at``; on commit, reconciliation is
+    enqueued (it computes the remaining effects and skips the movements already posted).
+    """
+    received_at = received_at or timezone.now()
+    if isinstance(sale, (dict, list)) and json_depth(sale) > MAX_REQUEST_DEPTH:
+        raise SaleRejected([_error("malformed", "", "La venta está anidada a una profundidad inadmisible.")])
+    parsed, errors = _sale_parse(sale, online=True)
+    if errors:
+        raise SaleRejected(errors)
+
+    with transaction.atomic():
+        ctx = _context_load(terminal=terminal, sales=[parsed])
+        customer = ctx.customers.get(parsed.customer_code) if parsed.customer_code else None
+        tracked = [
+            ctx.products[line.sku].pk
+            for line in parsed.lines
+            if line.sku in ctx.products and ctx.products[line.sku].tracks_inventory
+        ]
+        locked = sale_rows_lock(
+            customer_id=customer.pk if customer else None, node_id=terminal.node_id, product_ids=tracked
+        )
+        # Looked up after the locks: a concurrent copy holding them has committed by now.
+        stored = _stored_sales([parsed.id])
+        if parsed.id in stored:
+            return _online_replay(parsed, stored[parsed.id], terminal, sale_get_for_terminal)
+
+        errors = _sale_check(parsed, ctx, online=True)
+        if errors:
+            raise SaleRejected(errors)
+        facts_kwargs: dict[str, Any] = {"stock": locked.stock}
+        if parsed.customer is not None:
+            spent = Sale.objects.filter(customer=parsed.customer, business_date=parsed.business_date).aggregate(
+                total=Sum("total")
+            )["total"]
+            facts_kwargs.update(
+                balance_before=locked.customer_balance,
+                spent_today_before=spent or Decimal("0"),
+                units_before=dict(
+                    UnitBalance.objects.filter(customer=parsed.customer).values_list("unit_type", "quantity")
+                ),
+            )
+        breaches = sale_breaches(_sale_facts(parsed, ctx, **facts_kwargs))
+        rejections = [_error(b.code, b.field, b.message) for b in breaches if b.code]
+        if rejections:
+            raise SaleRejected(rejections)
+
+        prepared = _prepare(parsed, ctx, flags=offline_flags(breaches), batch=None, received_at=received_at)
+        if not _sales_insert([prepared]):
+            stored = _stored_sales([parsed.id])
+            if parsed.id in stored:
+                return _online_replay(parsed, stored[parsed.id], terminal, sale_get_for_terminal)
+            raise SaleRejected(
+                [_error("invalid_invoice_number", "invoice", "El número de factura ya fue usado por otra venta.")]
+            )
+        lines, payments = _children_insert([prepared])
+        _effects_post(prepared, lines, payments)
+        _resolutions_advance([prepared])
+        _terminal_touch(terminal, received_at, upload=False)
+        _reconcile_on_commit([parsed.id])
+    return OnlineResult(created=True, sale=sale_get_for_terminal(terminal=terminal, sale_id=parsed.id))
+
+
+def _online_replay(parsed: ParsedSale, stored: tuple[str, int], terminal: Terminal, reader) -> OnlineResult:
+    conflict = _replay_outcome(parsed, stored, terminal)
+    if conflict:
+        raise SaleRejected([conflict])
+    return OnlineResult(created=False, sale=reader(terminal=terminal, sale_id=parsed.id))
+
+
+def _effects_post(prepared: _Prepared, lines: list[SaleLine], payments: list[Payment]) -> None:
+    """Post the online sale's stock, balance and unit movements through the ledgers."""
+    sale = prepared.sale
+    products = {line.product.pk: line.product for line in prepared.parsed.lines}
+    stock = [
+        StockMovement(
+            node_id=sale.node_id,
+            product_id=line.product_id,
+            kind=StockMovementKind.SALE,
+            quantity=-line.quantity,
+            occurred_at=sale.occurred_at,
+            sale_line_id=line.pk,
+        )
+        for line in lines
+        if products[line.product_id].tracks_inventory
+    ]
+    balance = [
+        BalanceMovement(
+            customer_id=sale.customer_id,
+            kind=BalanceMovementKind.SALE,
+            amount=-payment.amount,
+            occurred_at=sale.occurred_at,
+            payment_id=payment.pk,
+        )
+        for payment in payments
+        if payment.method == PaymentMethod.PAYGO and payment.amount > 0
+    ]
+    units = [
+        UnitMovement(
+            customer_id=sale.customer_id,
+            unit_type=payment.unit_type,
+            kind=UnitMovementKind.SALE,
+            quantity=-int(payment.amount),
+            occurred_at=sale.occurred_at,
+            payment_id=payment.pk,
+        )
+        for payment in payments
+        if payment.method == PaymentMethod.UNITS and payment.amount > 0
+    ]
+    stock_movements_post(movements=stock)
+    balance_movements_post(movements=balance)
+    unit_movements_post(movements=units)

@@ -1,0 +1,52 @@
+"""Every row lock a sale takes, in one place and one order.
+
+Order: the customer row first, then the node-stock rows by ``pk``. Any other code that
+locks both (reconciliation included) must take them in this order, so two transactions
+never wait on each other in a cycle. Must run inside a transaction; the locks are held
+until it ends. On SQLite ``select_for_update`` is a no-op: the settings open every
+transaction as IMMEDIATE, which already serializes writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import transaction
+
+from billing.models import Customer
+from inventory.models import NodeStock
+
+
+@dataclass(frozen=True)
+class SaleLockedRows:
+    """What the locked rows held when the lock was granted (the latest committed values)."""
+
+    customer_balance: Decimal | None = None
+    # product id -> quantity at the node; a product with no row yet has no stock.
+    stock: dict[int, Decimal] = field(default_factory=dict)
+
+
+def sale_rows_lock(*, customer_id: int | None, node_id: int, product_ids: Iterable[int]) -> SaleLockedRows:
+    """Lock the customer and the node-stock rows a sale touches (``SELECT … FOR UPDATE``).
+
+    Reading the values in the same statement as the lock makes them the committed values
+    a concurrent sale left behind, not a stale snapshot.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("sale_rows_lock must run inside a transaction")
+    balance = None
+    if customer_id is not None:
+        balance = Customer.objects.select_for_update().filter(pk=customer_id).values_list("balance", flat=True).first()
+    stock: dict[int, Decimal] = {}
+    ids = sorted(set(product_ids))
+    if ids:
+        rows = (
+            NodeStock.objects.select_for_update()
+            .filter(node_id=node_id, product_id__in=ids)
+            .order_by("pk")
+            .values_list("product_id", "quantity")
+        )
+        stock = dict(rows)
+    return SaleLockedRows(customer_balance=balance, stock=stock)
