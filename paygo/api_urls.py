@@ -11,4 +11,5 @@ urlpatterns = [
     path("v1/", include("inventory.api_urls")),
     path("v1/", include("billing.api_urls")),
     path("v1/", include("sales.api_urls")),
+    path("v1/", include("sales.kitchen_urls")),
 ]
