@@ -24,6 +24,7 @@ from sales.reconcile_flags import FlagEvaluation, time_ordered_flags
 from sales.rules import CustomerFacts, LineFacts, PaymentFacts
 
 ZERO = Decimal("0")
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,9 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
             lines=sale_lines,
             customer=CustomerFacts(daily_max=daily_max[customer_id], spent_today_before=before),
         )
-        spent[(customer_id, business_date)] = before + sum((li.quantity * li.unit_price for li in sale_lines), ZERO)
+        spent[(customer_id, business_date)] = before + sum(
+            (li.quantity * li.unit_price for li in sale_lines), ZERO
+        ).quantize(CENT)
         evaluation.evaluated.add(sale_id)
         if FlagCode.DAILY_MAX_EXCEEDED in flags:
             evaluation.flagged[sale_id] = flags[FlagCode.DAILY_MAX_EXCEEDED]
