@@ -45,50 +45,72 @@ class SaleSpec:
     received_at: datetime | None = None
 
 
-@transaction.atomic
 def stored_sale_create(spec: SaleSpec) -> Sale:
     """Store one sale as ingest does (or return the stored one for a duplicate id)."""
-    existing = Sale.objects.filter(pk=spec.id).first()
-    if existing is not None:
-        return existing
-    terminal = Terminal.objects.select_related("node").get(code=spec.terminal)
-    node = terminal.node
-    institution_id = node.institution_id
-    customer = Customer.objects.get(institution_id=institution_id, code=spec.customer) if spec.customer else None
-    seq = spec.seq
-    if seq is None:
-        seq = (Sale.objects.filter(terminal=terminal).aggregate(m=Max("seq"))["m"] or 0) + 1
-    products = {p.sku: p for p in Product.objects.filter(institution_id=institution_id)}
-    lines = []
-    for position, line in enumerate(spec.lines):
-        sku, quantity = line[0], Decimal(str(line[1]))
-        product = products[sku]
-        unit_price = Decimal(str(line[2])) if len(line) > 2 else product.price
-        lines.append((position, product, quantity, unit_price))
-    total = sum((q * p for _, _, q, p in lines), Decimal("0"))
-    payments = spec.payments if spec.payments is not None else (("cash", total),)
-    sale = Sale.objects.create(
-        id=spec.id,
-        institution_id=institution_id,
-        node=node,
-        terminal=terminal,
-        customer=customer,
-        seq=seq,
-        occurred_at=spec.occurred_at,
-        received_at=spec.received_at or timezone.now(),
-        business_date=spec.occurred_at.astimezone(BOGOTA).date(),
-        offline=spec.offline,
-        total=total,
-        payload_hash=hashlib.sha256(str(spec.id).encode()).hexdigest(),
-    )
-    sale_lines = SaleLine.objects.bulk_create(
-        [
+    (sale,) = stored_sales_create([spec])
+    return sale
+
+
+@transaction.atomic
+def stored_sales_create(specs: list[SaleSpec]) -> list[Sale]:
+    """Store sales as one ingest batch does: one transaction, bulk inserts; a sale id
+    already stored (or repeated in the batch) is a duplicate and stores nothing new."""
+    ids = [spec.id for spec in specs]
+    stored = Sale.objects.in_bulk(ids)
+    terminals = {
+        t.code: t for t in Terminal.objects.select_related("node").filter(code__in={s.terminal for s in specs})
+    }
+    institution_ids = {t.node.institution_id for t in terminals.values()}
+    customers = {
+        (c.institution_id, c.code): c
+        for c in Customer.objects.filter(institution_id__in=institution_ids, code__in={s.customer for s in specs})
+    }
+    products = {(p.institution_id, p.sku): p for p in Product.objects.filter(institution_id__in=institution_ids)}
+    next_seq = {
+        row["terminal_id"]: row["m"]
+        for row in Sale.objects.filter(terminal__in=terminals.values()).values("terminal_id").annotate(m=Max("seq"))
+    }
+    new_sales: list[Sale] = []
+    new_lines: list[SaleLine] = []
+    new_payments: list[Payment] = []
+    for spec in specs:
+        if spec.id in stored:
+            continue
+        terminal = terminals[spec.terminal]
+        institution_id = terminal.node.institution_id
+        seq = spec.seq
+        if seq is None:
+            seq = next_seq.get(terminal.pk, 0) + 1
+        next_seq[terminal.pk] = max(seq, next_seq.get(terminal.pk, 0))
+        lines = []
+        for position, line in enumerate(spec.lines):
+            product = products[(institution_id, line[0])]
+            quantity = Decimal(str(line[1]))
+            unit_price = Decimal(str(line[2])) if len(line) > 2 else product.price
+            lines.append((position, product, quantity, unit_price))
+        total = sum((q * p for _, _, q, p in lines), Decimal("0"))
+        payments = spec.payments if spec.payments is not None else (("cash", total),)
+        sale = Sale(
+            id=spec.id,
+            institution_id=institution_id,
+            node=terminal.node,
+            terminal=terminal,
+            customer=customers[(institution_id, spec.customer)] if spec.customer else None,
+            seq=seq,
+            occurred_at=spec.occurred_at,
+            received_at=spec.received_at or timezone.now(),
+            business_date=spec.occurred_at.astimezone(BOGOTA).date(),
+            offline=spec.offline,
+            total=total,
+            payload_hash=hashlib.sha256(str(spec.id).encode()).hexdigest(),
+        )
+        stored[spec.id] = sale
+        new_sales.append(sale)
+        new_lines.extend(
             SaleLine(sale=sale, position=pos, product=product, quantity=q, unit_price=price, total=q * price)
             for pos, product, q, price in lines
-        ]
-    )
-    sale_payments = Payment.objects.bulk_create(
-        [
+        )
+        new_payments.extend(
             Payment(
                 sale=sale,
                 position=pos,
@@ -97,11 +119,18 @@ def stored_sale_create(spec: SaleSpec) -> Sale:
                 unit_type=p[2] if len(p) > 2 else "",
             )
             for pos, p in enumerate(payments)
-        ]
-    )
-    if not spec.offline:
-        _online_movements(sale, sale_lines, sale_payments)
-    return sale
+        )
+    Sale.objects.bulk_create(new_sales)
+    SaleLine.objects.bulk_create(new_lines)
+    Payment.objects.bulk_create(new_payments)
+    for sale in new_sales:
+        if not sale.offline:
+            _online_movements(
+                sale,
+                [line for line in new_lines if line.sale is sale],
+                [payment for payment in new_payments if payment.sale is sale],
+            )
+    return [stored[spec.id] for spec in specs]
 
 
 def _online_movements(sale: Sale, lines: list[SaleLine], payments: list[Payment]) -> None:
@@ -147,10 +176,6 @@ def _online_movements(sale: Sale, lines: list[SaleLine], payments: list[Payment]
             if p.method == "units" and p.amount
         ]
     )
-
-
-def stored_sales_create(specs: list[SaleSpec]) -> list[Sale]:
-    return [stored_sale_create(spec) for spec in specs]
 
 
 def bogota(year: int, month: int, day: int, hour: int = 12, minute: int = 0, second: int = 0) -> datetime:
