@@ -13,6 +13,7 @@ urlpatterns = [
     path("v1/", include("inventory.api_urls")),
     path("v1/", include("billing.api_urls")),
     path("v1/", include("sales.api_urls")),
+    path("v1/", include("sales.kitchen_urls")),
     # Last: anything else under /api/ is a 404 in the contract's error shape.
     re_path(r"^.*$", api_not_found),
 ]

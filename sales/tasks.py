@@ -1,10 +1,97 @@
-"""Celery tasks of the sales app.
+"""Celery tasks of the sales app: reconciliation, its enqueueing on commit, the sweep.
 
-Placeholder on the ingest branch: reconciliation plugs in here. The ingest service calls
-``sales_reconcile_enqueue`` on commit with the ids of the sales it stored; the real
-implementation (owned by reconciliation) replaces this file.
+Tasks take ids, call one service, and are safe to run twice (DESIGN principle 3):
+late acknowledgement and ``task_reject_on_worker_lost`` (settings) redeliver a task whose
+worker died, and the periodic sweep re-enqueues whatever a lost message left behind.
 """
 
+from __future__ import annotations
 
-def sales_reconcile_enqueue(*, sale_ids: list[str]) -> None:
-    """Enqueue reconciliation of ``sale_ids`` (called after commit). Does nothing yet."""
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from uuid import UUID
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
+
+from sales import reconcile as reconcile_service
+from sales.reconcile import RECONCILE_CHUNK_SIZE, unreconciled_sale_ids
+
+logger = logging.getLogger(__name__)
+
+# Database hiccups (restart, failover, deadlock victim, "database is locked") are worth
+# retrying; everything in a reconcile chunk rolls back, so a retry starts clean.
+RETRYABLE = (OperationalError, InterfaceError)
+SWEEP_MIN_AGE = timedelta(minutes=1)
+SWEEP_MAX_SALES = 50 * RECONCILE_CHUNK_SIZE
+
+
+@shared_task(
+    name="sales.tasks.sales_reconcile",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def sales_reconcile(sale_ids: list[str] | None = None) -> int:
+    """Reconcile the sales with these ids, or every unreconciled sale when None.
+
+    Calls :func:`sales.reconcile.sales_reconcile` (locks: the sales ``FOR UPDATE SKIP
+    LOCKED``, then their nodes and customers). Idempotent: reconciled sales are skipped.
+    Side effects: ledger movements, materialized stock and balances, flags, comandas,
+    sequence gaps, ``reconciled_at``.
+    """
+    return reconcile_service.sales_reconcile(sale_ids=sale_ids)
+
+
+def _publish(sale_ids: list[str]) -> None:
+    for start in range(0, len(sale_ids), RECONCILE_CHUNK_SIZE):
+        chunk = sale_ids[start : start + RECONCILE_CHUNK_SIZE]
+        try:
+            sales_reconcile.apply_async(kwargs={"sale_ids": chunk})
+        except Exception:
+            # Broker down or the eager run failed: the sales stay unreconciled and the
+            # periodic sweep enqueues them again. An upload must never fail for this.
+            logger.warning("could not enqueue reconciliation of %d sales; the sweep will", len(chunk), exc_info=True)
+
+
+def sales_reconcile_enqueue(*, sale_ids: Iterable[UUID | str]) -> None:
+    """Enqueue reconciliation of ``sale_ids`` once the current transaction commits.
+
+    Never raises (a broker outage is logged; the sweep catches up). Without a
+    transaction the message is published at once. Locks: none. Idempotent in effect:
+    reconciling twice changes nothing.
+    """
+    ids = [str(sale_id) for sale_id in sale_ids]
+    if not ids:
+        return
+    try:
+        transaction.on_commit(lambda: _publish(ids), robust=True)
+    except Exception:
+        logger.warning("could not register reconciliation of %d sales on commit", len(ids), exc_info=True)
+
+
+@shared_task(
+    name="sales.tasks.unreconciled_sales_sweep",
+    acks_late=True,
+    autoretry_for=RETRYABLE,
+    retry_backoff=True,
+    max_retries=3,
+)
+def unreconciled_sales_sweep() -> int:
+    """Re-enqueue sales still unreconciled a minute after they arrived (lost messages,
+    broker outages, killed workers), in chunks of ids.
+
+    Read-only itself; locks nothing. Idempotent: enqueueing a reconciled sale is a no-op
+    for the reconcile task. Returns how many sales it enqueued.
+    """
+    ids = unreconciled_sale_ids(older_than=timezone.now() - SWEEP_MIN_AGE, limit=SWEEP_MAX_SALES)
+    if ids:
+        logger.info("sweep: %d unreconciled sales enqueued again", len(ids))
+        _publish([str(sale_id) for sale_id in ids])
+    return len(ids)

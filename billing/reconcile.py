@@ -1,0 +1,217 @@
+"""Balance and unit effects of reconciled sales, and the customer rules that depend on
+time order: overdraft (balance before each sale) and the daily maximum (what the
+customer had spent that Bogotá day before each sale).
+
+Order of sales: ``(occurred_at, terminal, seq)`` — time of sale, never arrival
+(DESIGN principle 5); ledger movements that are not sales go first at the same instant.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from itertools import groupby
+from uuid import UUID
+
+from django.db.models import Sum
+
+from billing.ledger import balance_movements_post, unit_movements_post
+from billing.models import BalanceMovement, BalanceMovementKind, Customer, UnitMovement, UnitMovementKind
+from sales.models import FlagCode, Sale, SaleLine
+from sales.reconcile_flags import FlagEvaluation, time_ordered_flags
+from sales.rules import CustomerFacts, LineFacts, PaymentFacts
+
+ZERO = Decimal("0")
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class SalePaymentEffect:
+    """What reconciliation needs of one paygo or units payment."""
+
+    payment_id: int
+    sale_id: UUID
+    customer_id: int
+    amount: Decimal
+    occurred_at: datetime
+    unit_type: str = ""
+
+
+def sale_balance_movements_append(*, payments: list[SalePaymentEffect]) -> int:
+    """Append one ``sale`` balance movement (−amount) per paygo payment that has none.
+
+    Online sales already got theirs at ingest. Through :func:`balance_movements_post`, so
+    balances change set-based and the balance feed is bumped (terminals see the change).
+    Idempotent under the caller's lock on the sales; ``BalanceMovement.payment`` is
+    unique, so a duplicate would roll the whole reconcile back. Locks: the institution's
+    balance feed row until commit. Returns the number of movements appended.
+    """
+    if not payments:
+        return 0
+    existing = set(
+        BalanceMovement.objects.filter(payment_id__in=[p.payment_id for p in payments]).values_list(
+            "payment_id", flat=True
+        )
+    )
+    movements = [
+        BalanceMovement(
+            customer_id=p.customer_id,
+            kind=BalanceMovementKind.SALE,
+            amount=-p.amount,
+            occurred_at=p.occurred_at,
+            payment_id=p.payment_id,
+        )
+        for p in payments
+        if p.payment_id not in existing and p.amount != 0
+    ]
+    balance_movements_post(movements=movements)
+    return len(movements)
+
+
+def sale_unit_movements_append(*, payments: list[SalePaymentEffect]) -> int:
+    """Append one ``sale`` unit movement (−amount units) per units payment that has none.
+
+    Same guarantees as :func:`sale_balance_movements_append` (``UnitMovement.payment`` is
+    unique). Returns the number of movements appended.
+    """
+    if not payments:
+        return 0
+    existing = set(
+        UnitMovement.objects.filter(payment_id__in=[p.payment_id for p in payments]).values_list(
+            "payment_id", flat=True
+        )
+    )
+    movements = [
+        UnitMovement(
+            customer_id=p.customer_id,
+            unit_type=p.unit_type,
+            kind=UnitMovementKind.SALE,
+            quantity=-int(p.amount),
+            occurred_at=p.occurred_at,
+            payment_id=p.payment_id,
+        )
+        for p in payments
+        if p.payment_id not in existing and int(p.amount) != 0
+    ]
+    unit_movements_post(movements=movements)
+    return len(movements)
+
+
+def _balance_order(row: tuple) -> tuple:
+    _customer, _amount, occurred_at, pk, sale_id, terminal_id, seq, position = row
+    if sale_id is None:
+        return (occurred_at, 0, 0, 0, 0, pk)
+    return (occurred_at, 1, terminal_id, seq, position, pk)
+
+
+def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluation:
+    """Recompute ``overdraft_exceeded`` for the customers' sales from a time on.
+
+    Walks each customer's balance ledger in time order (opening = sum of movements
+    before ``since``) and asks :mod:`sales.rules` for every sale with its balance just
+    before it. Set-based: three queries for any number of customers. Pure read; the
+    caller writes the flags. Locks: none of its own; the caller holds the customer locks
+    (:func:`sales.reconcile_locks.customers_lock`). Idempotent.
+    """
+    evaluation = FlagEvaluation(code=FlagCode.OVERDRAFT_EXCEEDED)
+    if not customers_since:
+        return evaluation
+    window_start = min(customers_since.values())
+    limits = dict(Customer.objects.filter(pk__in=customers_since).values_list("pk", "overdraft_limit"))
+    opening: dict[int, Decimal] = defaultdict(Decimal)
+    opening.update(
+        BalanceMovement.objects.filter(customer_id__in=customers_since, occurred_at__lt=window_start)
+        .values("customer_id")
+        .annotate(total=Sum("amount"))
+        .values_list("customer_id", "total")
+    )
+    rows = BalanceMovement.objects.filter(customer_id__in=customers_since, occurred_at__gte=window_start).values_list(
+        "customer_id",
+        "amount",
+        "occurred_at",
+        "pk",
+        "payment__sale_id",
+        "payment__sale__terminal_id",
+        "payment__sale__seq",
+        "payment__position",
+    )
+    by_customer: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_customer[row[0]].append(row)
+
+    for customer_id, since in customers_since.items():
+        running = opening[customer_id]
+        ordered = sorted(by_customer[customer_id], key=_balance_order)
+        for (sale_id, _key), group in groupby(ordered, key=lambda r: (r[4], r[4] or r[3])):
+            group = list(group)
+            delta = sum((r[1] for r in group), ZERO)
+            if sale_id is None or group[0][2] < since:
+                running += delta
+                continue
+            flags = time_ordered_flags(
+                payments=[PaymentFacts(index=r[7], method="paygo", amount=-r[1]) for r in group],
+                customer=CustomerFacts(overdraft_limit=limits[customer_id], balance_before=running),
+            )
+            running += delta
+            evaluation.evaluated.add(sale_id)
+            if FlagCode.OVERDRAFT_EXCEEDED in flags:
+                evaluation.flagged[sale_id] = flags[FlagCode.OVERDRAFT_EXCEEDED]
+    return evaluation
+
+
+def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluation:
+    """Recompute ``daily_max_exceeded`` for every sale of the given customers' days.
+
+    Each (customer, Bogotá business date) is walked whole, in time of sale, and
+    :mod:`sales.rules` decides on every sale with what the customer had spent that day
+    before it: the sale whose running total passes the maximum is flagged, and every
+    later one that day too. Set-based: three queries for any number of days. Pure read;
+    the caller writes the flags. Locks: none of its own (caller holds the customer
+    locks). Idempotent.
+    """
+    evaluation = FlagEvaluation(code=FlagCode.DAILY_MAX_EXCEEDED)
+    if not customer_days:
+        return evaluation
+    customer_ids = {c for c, _ in customer_days}
+    dates = {d for _, d in customer_days}
+    daily_max = dict(Customer.objects.filter(pk__in=customer_ids).values_list("pk", "daily_max"))
+    sales = [
+        row
+        for row in Sale.objects.filter(customer_id__in=customer_ids, business_date__in=dates).values_list(
+            "customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk"
+        )
+        if (row[0], row[1]) in customer_days
+    ]
+    lines: dict[UUID, list[LineFacts]] = defaultdict(list)
+    for sale_id, position, quantity, unit_price, sku, unit_type in SaleLine.objects.filter(
+        sale_id__in=[row[5] for row in sales]
+    ).values_list("sale_id", "position", "quantity", "unit_price", "product__sku", "product__unit_type"):
+        lines[sale_id].append(
+            LineFacts(
+                index=position,
+                sku=sku,
+                quantity=quantity,
+                unit_price=unit_price,
+                tracks_inventory=False,
+                unit_type=unit_type,
+            )
+        )
+    spent: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    for customer_id, business_date, _occurred_at, _terminal, _seq, sale_id in sorted(
+        sales, key=lambda r: (r[2], r[3], r[4])
+    ):
+        sale_lines = sorted(lines[sale_id], key=lambda line: line.index)
+        before = spent[(customer_id, business_date)]
+        flags = time_ordered_flags(
+            lines=sale_lines,
+            customer=CustomerFacts(daily_max=daily_max[customer_id], spent_today_before=before),
+        )
+        spent[(customer_id, business_date)] = before + sum(
+            (li.quantity * li.unit_price for li in sale_lines), ZERO
+        ).quantize(CENT)
+        evaluation.evaluated.add(sale_id)
+        if FlagCode.DAILY_MAX_EXCEEDED in flags:
+            evaluation.flagged[sale_id] = flags[FlagCode.DAILY_MAX_EXCEEDED]
+    return evaluation

@@ -1,0 +1,185 @@
+"""Reconciliation of stored sales: their stock, balance and unit effects, the flags that
+need time order, comandas and sequence gaps — in one transaction with ``reconciled_at``.
+
+Input: sales as ingest stores them (``reconciled_at`` NULL). Online sales already have
+their ledger movements; offline ones get them here. Every recomputation runs in
+``(occurred_at, terminal, seq)`` order over what is stored, so the result does not depend
+on the order in which batches arrived (DESIGN principle 5).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.reconcile import (
+    SalePaymentEffect,
+    daily_max_recompute,
+    overdraft_recompute,
+    sale_balance_movements_append,
+    sale_unit_movements_append,
+)
+from inventory.reconcile import SaleLineEffect, negative_stock_recompute, sale_stock_movements_append
+from sales.kitchen import ComandaSale, comandas_create
+from sales.models import Payment, PaymentMethod, Sale, SaleLine
+from sales.reconcile_flags import sale_flags_apply
+from sales.reconcile_locks import customers_lock, nodes_lock, unreconciled_sales_lock
+from sales.sequence_gaps import sequence_gaps_recompute
+
+logger = logging.getLogger(__name__)
+
+RECONCILE_CHUNK_SIZE = 500
+
+
+def sales_reconcile(
+    *, sale_ids: Iterable[UUID | str] | None = None, chunk_size: int = RECONCILE_CHUNK_SIZE, max_chunks: int = 100
+) -> int:
+    """Reconcile the given sales (or every unreconciled sale), chunk by chunk.
+
+    Each chunk is one transaction: lock up to ``chunk_size`` unreconciled sales
+    (``FOR UPDATE SKIP LOCKED``, pk order — sales another worker holds are left to it),
+    then :func:`sales_chunk_reconcile`. Idempotent and crash-safe: a sale already
+    reconciled is skipped, and a chunk interrupted anywhere rolls back whole, leaving
+    its sales unreconciled for the retry or the sweep. Returns how many sales this call
+    reconciled. At most ``max_chunks`` chunks per call (the sweep continues the rest).
+    """
+    pending: set[UUID] | None = None
+    if sale_ids is not None:
+        pending = {value if isinstance(value, UUID) else UUID(str(value)) for value in sale_ids}
+    done = 0
+    for _ in range(max_chunks):
+        if pending is not None and not pending:
+            break
+        with transaction.atomic():
+            locked = unreconciled_sales_lock(sale_ids=pending, limit=chunk_size)
+            if not locked:
+                break
+            sales_chunk_reconcile(sale_ids=locked)
+        done += len(locked)
+        if pending is not None:
+            pending.difference_update(locked)
+    return done
+
+
+def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
+    """Apply every effect of a batch of locked, unreconciled sales and mark them reconciled.
+
+    Must run inside the transaction holding the sales' locks. Takes the node locks, then
+    the customer locks (pk order, :mod:`sales.reconcile_locks`). Side effects: sale stock
+    movements and node stock, negative-stock events, sale balance and unit movements
+    (balances, units, balance feed), the reconciliation flags, comandas, sequence gaps,
+    ``Sale.reconciled_at``. Set-based: the number of queries does not grow with the
+    number of sales in the batch.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("sales_chunk_reconcile must run inside a transaction")
+    sales = {
+        row["pk"]: row
+        for row in Sale.objects.filter(pk__in=sale_ids).values(
+            "pk", "node_id", "terminal_id", "customer_id", "occurred_at", "received_at", "business_date", "offline"
+        )
+    }
+    if not sales:
+        return
+    nodes_lock(node_ids=[s["node_id"] for s in sales.values()])
+
+    lines = list(
+        SaleLine.objects.filter(sale_id__in=sales).values_list(
+            "pk",
+            "sale_id",
+            "quantity",
+            "product_id",
+            "product__sku",
+            "product__name",
+            "product__tracks_inventory",
+            "product__requires_preparation",
+        )
+    )
+    tracked = [
+        SaleLineEffect(
+            line_id=pk,
+            sale_id=sale_id,
+            node_id=sales[sale_id]["node_id"],
+            product_id=product_id,
+            quantity=quantity,
+            occurred_at=sales[sale_id]["occurred_at"],
+        )
+        for pk, sale_id, quantity, product_id, _sku, _name, tracks, _prep in lines
+        if tracks
+    ]
+    sale_stock_movements_append(lines=tracked)
+    pairs_since: dict[tuple[int, int], datetime] = {}
+    for line in tracked:
+        pair = (line.node_id, line.product_id)
+        pairs_since[pair] = min(pairs_since.get(pair, line.occurred_at), line.occurred_at)
+    negative_stock = negative_stock_recompute(pairs_since=pairs_since)
+
+    customer_ids = {s["customer_id"] for s in sales.values() if s["customer_id"] is not None}
+    customers_lock(customer_ids=customer_ids)
+    paygo: list[SalePaymentEffect] = []
+    units: list[SalePaymentEffect] = []
+    for pk, sale_id, method, amount, unit_type in Payment.objects.filter(
+        sale_id__in=sales, method__in=[PaymentMethod.PAYGO, PaymentMethod.UNITS]
+    ).values_list("pk", "sale_id", "method", "amount", "unit_type"):
+        sale = sales[sale_id]
+        if sale["customer_id"] is None:
+            logger.warning("sale %s has a %s payment without a customer; skipped", sale_id, method)
+            continue
+        effect = SalePaymentEffect(
+            payment_id=pk,
+            sale_id=sale_id,
+            customer_id=sale["customer_id"],
+            amount=amount,
+            occurred_at=sale["occurred_at"],
+            unit_type=unit_type,
+        )
+        (paygo if method == PaymentMethod.PAYGO else units).append(effect)
+    sale_balance_movements_append(payments=paygo)
+    sale_unit_movements_append(payments=units)
+    customers_since: dict[int, datetime] = {}
+    for payment in paygo:
+        customers_since[payment.customer_id] = min(
+            customers_since.get(payment.customer_id, payment.occurred_at), payment.occurred_at
+        )
+    overdraft = overdraft_recompute(customers_since=customers_since)
+    customer_days: set[tuple[int, date]] = {
+        (s["customer_id"], s["business_date"]) for s in sales.values() if s["customer_id"] is not None
+    }
+    daily_max = daily_max_recompute(customer_days=customer_days)
+    sale_flags_apply(evaluations=[negative_stock, overdraft, daily_max])
+
+    items: dict[UUID, list[tuple[str, str, object]]] = defaultdict(list)
+    for _pk, sale_id, quantity, _product, sku, name, _tracks, prep in lines:
+        if prep:
+            items[sale_id].append((sku, name, quantity))
+    comandas_create(
+        sales=[
+            ComandaSale(
+                sale_id=sale_id,
+                node_id=sales[sale_id]["node_id"],
+                occurred_at=sales[sale_id]["occurred_at"],
+                received_at=sales[sale_id]["received_at"],
+                offline=sales[sale_id]["offline"],
+                items=sale_items,
+            )
+            for sale_id, sale_items in items.items()
+        ]
+    )
+    sequence_gaps_recompute(terminal_ids={s["terminal_id"] for s in sales.values()})
+    Sale.objects.filter(pk__in=sales, reconciled_at__isnull=True).update(reconciled_at=timezone.now())
+
+
+def unreconciled_sale_ids(*, older_than: datetime, limit: int) -> list[UUID]:
+    """Ids of sales received before ``older_than`` and still unreconciled, oldest first
+    (served by the partial index ``sale_unreconciled``). Read only."""
+    return list(
+        Sale.objects.filter(reconciled_at__isnull=True, received_at__lt=older_than)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )

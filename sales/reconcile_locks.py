@@ -1,0 +1,53 @@
+"""Every row lock reconciliation takes, in one place and always in ``pk`` order.
+
+Order of acquisition within one reconcile transaction (never the other way round):
+
+1. the batch of sales (``FOR UPDATE SKIP LOCKED``: two workers split the work instead of
+   waiting on each other);
+2. the nodes of those sales (serializes stock, negative-stock and sequence-gap
+   recomputation per node);
+3. the customers of those sales (serializes balance, overdraft and daily-total
+   recomputation per customer, across nodes).
+
+On SQLite ``select_for_update`` is a no-op: the embedded default opens every transaction
+``IMMEDIATE``, which already serializes writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from billing.models import Customer
+from nodes.models import Node
+from sales.models import Sale
+
+
+def unreconciled_sales_lock(*, sale_ids: Iterable[UUID] | None, limit: int) -> list[UUID]:
+    """Lock up to ``limit`` not-yet-reconciled sales (of ``sale_ids``, or any) and return
+    their ids, in ``pk`` order. Sales another transaction holds are skipped, not awaited.
+
+    Must run inside a transaction; the locks last until it ends.
+    """
+    queryset = Sale.objects.filter(reconciled_at__isnull=True)
+    if sale_ids is not None:
+        queryset = queryset.filter(pk__in=list(sale_ids))
+    return list(
+        queryset.select_for_update(skip_locked=True, of=("self",)).order_by("pk").values_list("pk", flat=True)[:limit]
+    )
+
+
+def nodes_lock(*, node_ids: Iterable[int]) -> list[int]:
+    """Lock the nodes (``SELECT … FOR UPDATE`` in ``pk`` order) until the transaction ends."""
+    ids = sorted(set(node_ids))
+    if not ids:
+        return []
+    return list(Node.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+
+
+def customers_lock(*, customer_ids: Iterable[int]) -> list[int]:
+    """Lock the customers (``SELECT … FOR UPDATE`` in ``pk`` order) until the transaction ends."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return []
+    return list(Customer.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))

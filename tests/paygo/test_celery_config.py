@@ -1,0 +1,33 @@
+"""The Celery app is configured from settings as DESIGN principle 3 asks."""
+
+from django.db import InterfaceError, OperationalError
+
+from paygo.celery import app
+
+
+def test_app_uses_json_late_acks_and_one_message_at_a_time():
+    conf = app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_time_limit > conf.task_soft_time_limit > 0
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert {entry["task"] for entry in conf.beat_schedule.values()} == {
+        "sales.tasks.unreconciled_sales_sweep",
+        "inventory.tasks.ledgers_verify",
+    }
+
+
+def test_reconcile_tasks_are_registered_and_retry_database_hiccups():
+    app.loader.import_default_modules()
+    for name in (
+        "sales.tasks.sales_reconcile",
+        "sales.tasks.unreconciled_sales_sweep",
+        "inventory.tasks.ledgers_verify",
+    ):
+        task = app.tasks[name]
+        assert task.acks_late is True
+        assert set(task.autoretry_for) >= {OperationalError, InterfaceError}
+        assert task.retry_backoff

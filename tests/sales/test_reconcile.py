@@ -1,0 +1,395 @@
+"""Reconciliation of stored sales: each effect, time order, idempotency, crashes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import BalanceMovement, Customer, UnitBalance, UnitMovement
+from inventory.models import NegativeStockEvent, NegativeStockStatus, NodeStock, Product, StockMovement
+from inventory.services import stock_movement_record
+from nodes.models import Node, Terminal
+from sales import reconcile as reconcile_module
+from sales import tasks
+from sales.models import Comanda, FlagCode, Sale, SaleFlag, SequenceGap
+from sales.reconcile import sales_chunk_reconcile, sales_reconcile
+from tests.sales.stored_sales import SaleSpec, stored_sale_create, stored_sales_create
+
+pytestmark = pytest.mark.django_db
+
+
+def stock(sku: str, node: str = "N1") -> Decimal:
+    return NodeStock.objects.get(node__code=node, product__sku=sku).quantity
+
+
+def balance(code: str) -> Decimal:
+    return Customer.objects.get(code=code).balance
+
+
+def flags(*sales: Sale, code: str) -> list[bool]:
+    flagged = set(SaleFlag.objects.filter(code=code).values_list("sale_id", flat=True))
+    return [sale.pk in flagged for sale in sales]
+
+
+def test_offline_sale_gets_its_stock_balance_units_and_comanda(demo, at):
+    # Given an offline sale: 2 empanadas paid from the payGO balance, a lunch paid with a unit
+    sale = stored_sale_create(
+        SaleSpec(
+            terminal="N1-CAJA-01",
+            occurred_at=at(10),
+            customer="C-000123",
+            lines=(("SKU-EMPANADA", 2), ("SKU-ALMUERZO", 1, "0.00")),
+            payments=(("paygo", "7000.00"), ("units", "1", "ALMUERZO")),
+        )
+    )
+    # When it is reconciled
+    assert sales_reconcile(sale_ids=[sale.pk]) == 1
+    # Then every effect is there once
+    sale.refresh_from_db()
+    assert sale.reconciled_at is not None
+    assert stock("SKU-EMPANADA") == Decimal("38")
+    movement = StockMovement.objects.get(sale_line__sale=sale)
+    assert (movement.quantity, movement.occurred_at) == (Decimal("-2"), sale.occurred_at)
+    assert balance("C-000123") == Decimal("5000.00")
+    assert BalanceMovement.objects.get(payment__sale=sale).amount == Decimal("-7000.00")
+    assert UnitBalance.objects.get(customer__code="C-000123", unit_type="ALMUERZO").quantity == 11
+    assert UnitMovement.objects.get(payment__sale=sale).quantity == -1
+    comanda = Comanda.objects.get(sale=sale)
+    assert comanda.late is True
+    assert comanda.received_at == sale.received_at
+    assert comanda.node.code == "N1"
+    assert comanda.items == [{"sku": "SKU-ALMUERZO", "name": "Almuerzo del día", "quantity": "1.000"}]
+    assert not SaleFlag.objects.filter(sale=sale).exists()
+
+
+def test_online_sale_movements_from_ingest_are_not_written_again(demo, at):
+    sale = stored_sale_create(
+        SaleSpec(
+            terminal="N1-CAJA-01",
+            occurred_at=at(10),
+            offline=False,
+            customer="C-000123",
+            lines=(("SKU-EMPANADA", 1), ("SKU-AREPA", 1)),
+            payments=(("paygo", "6700.00"),),
+        )
+    )
+    assert stock("SKU-EMPANADA") == Decimal("39")  # written at ingest
+
+    sales_reconcile(sale_ids=[sale.pk])
+
+    assert StockMovement.objects.filter(sale_line__sale=sale).count() == 1
+    assert BalanceMovement.objects.filter(payment__sale=sale).count() == 1
+    assert stock("SKU-EMPANADA") == Decimal("39")
+    assert balance("C-000123") == Decimal("5300.00")
+    assert Comanda.objects.get(sale=sale).late is False
+
+
+def test_negative_stock_episode_from_the_sale_going_below_zero_until_a_receipt(demo, at):
+    # Given 4 sandwiches at N1 and offline sales: 3 (→1), 2 (→-1), 1 (→-2), receipt +5 (→3), 1 (→2)
+    s1, s2, s3 = stored_sales_create(
+        [
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(10), lines=(("SKU-SANDWICH", 3),)),
+            SaleSpec(terminal="N1-CAJA-02", occurred_at=at(20), lines=(("SKU-SANDWICH", 2),)),
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(30), lines=(("SKU-SANDWICH", 1),)),
+        ]
+    )
+    stock_movement_record(
+        node=Node.objects.get(code="N1"),
+        product=Product.objects.get(sku="SKU-SANDWICH"),
+        quantity=Decimal("5"),
+        occurred_at=at(40),
+    )
+    (s5,) = stored_sales_create([SaleSpec(terminal="N1-CAJA-02", occurred_at=at(50), lines=(("SKU-SANDWICH", 1),))])
+
+    sales_reconcile()
+
+    event = NegativeStockEvent.objects.get()
+    assert event.starting_sale_id == s2.pk
+    assert (event.quantity_before, event.quantity_after, event.lowest_quantity) == (
+        Decimal("1"),
+        Decimal("-1"),
+        Decimal("-2"),
+    )
+    assert event.started_at == s2.occurred_at
+    assert event.ended_at == at(40)
+    assert set(event.sales.values_list("pk", flat=True)) == {s2.pk, s3.pk}
+    assert flags(s1, s2, s3, s5, code=FlagCode.NEGATIVE_STOCK) == [False, True, True, False]
+    assert stock("SKU-SANDWICH") == Decimal("2")
+
+
+def test_a_late_earlier_sale_moves_the_start_of_the_episode(demo, at):
+    s1, s2 = stored_sales_create(
+        [
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(10), lines=(("SKU-SANDWICH", 3),)),
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(20), lines=(("SKU-SANDWICH", 2),)),
+        ]
+    )
+    sales_reconcile()
+    assert NegativeStockEvent.objects.get().starting_sale_id == s2.pk
+
+    # When a register that was offline uploads a sale made before both
+    (s0,) = stored_sales_create([SaleSpec(terminal="N1-CAJA-02", occurred_at=at(5), lines=(("SKU-SANDWICH", 2),))])
+    sales_reconcile()
+
+    # Then the episode starts at s1 (4-2=2, 2-3=-1) and the stale one is gone
+    event = NegativeStockEvent.objects.get()
+    assert event.starting_sale_id == s1.pk
+    assert (event.quantity_before, event.lowest_quantity, event.ended_at) == (Decimal("2"), Decimal("-3"), None)
+    assert set(event.sales.values_list("pk", flat=True)) == {s1.pk, s2.pk}
+    assert flags(s0, s1, s2, code=FlagCode.NEGATIVE_STOCK) == [False, True, True]
+
+
+def test_a_resolved_episode_that_is_no_longer_a_start_is_kept_with_a_note(demo, at):
+    s1, s2 = stored_sales_create(
+        [
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(10), lines=(("SKU-SANDWICH", 3),)),
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(20), lines=(("SKU-SANDWICH", 2),)),
+        ]
+    )
+    sales_reconcile()
+    NegativeStockEvent.objects.update(status=NegativeStockStatus.RESOLVED, resolution_note="Revisado")
+
+    stored_sales_create([SaleSpec(terminal="N1-CAJA-02", occurred_at=at(5), lines=(("SKU-SANDWICH", 2),))])
+    sales_reconcile()
+    sales_reconcile(sale_ids=[s1.pk, s2.pk])  # rerun: the note is not added twice
+
+    old = NegativeStockEvent.objects.get(starting_sale=s2)
+    assert old.status == NegativeStockStatus.RESOLVED
+    assert old.resolution_note.startswith("Revisado")
+    assert old.resolution_note.count("[Conciliación]") == 1
+    assert NegativeStockEvent.objects.get(starting_sale=s1).status == NegativeStockStatus.OPEN
+
+
+def test_late_receipt_before_the_window_keeps_one_episode_when_later_sales_arrive(demo, at):
+    # An episode still open, then more sales inside it arrive in a later reconcile.
+    s1, s2 = stored_sales_create(
+        [
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(10), lines=(("SKU-SANDWICH", 5),)),
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(20), lines=(("SKU-SANDWICH", 1),)),
+        ]
+    )
+    sales_reconcile()
+    (s3,) = stored_sales_create([SaleSpec(terminal="N1-CAJA-02", occurred_at=at(30), lines=(("SKU-SANDWICH", 1),))])
+    sales_reconcile()
+
+    event = NegativeStockEvent.objects.get()
+    assert event.starting_sale_id == s1.pk
+    assert event.lowest_quantity == Decimal("-3")
+    assert set(event.sales.values_list("pk", flat=True)) == {s1.pk, s2.pk, s3.pk}
+
+
+def test_daily_max_flags_the_sale_that_passes_it_in_time_of_sale_not_arrival(demo, at):
+    # Ana (C-000123) may spend 20000 a day.
+    def juices(minutes, count):
+        return SaleSpec(
+            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
+        )
+
+    s_b, s_c = stored_sales_create([juices(60, 4), juices(90, 3)])  # 12000, then 9000
+    sales_reconcile()
+    assert flags(s_b, s_c, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
+
+    # A sale made earlier that day arrives late: 9000 → 21000 at s_b → 30000 at s_c
+    (s_a,) = stored_sales_create([juices(30, 3)])
+    sales_reconcile()
+    assert flags(s_a, s_b, s_c, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True, True]
+    detail = SaleFlag.objects.get(sale=s_b, code=FlagCode.DAILY_MAX_EXCEEDED).detail
+    assert (Decimal(detail["before"]), Decimal(detail["after"])) == (Decimal("9000"), Decimal("21000"))
+
+
+def test_overdraft_moves_to_the_sale_that_really_went_past_the_limit(demo, at):
+    # Tomás (C-000200) is at -4500 with 5000 of overdraft: 500 of room.
+    def paygo(minutes, amount):
+        return SaleSpec(
+            terminal="N1-CAJA-01",
+            occurred_at=at(minutes),
+            customer="C-000200",
+            lines=(("SKU-FRUTA", 1, amount),),
+            payments=(("paygo", amount),),
+        )
+
+    (later,) = stored_sales_create([paygo(60, "300.00")])
+    sales_reconcile()
+    assert flags(later, code=FlagCode.OVERDRAFT_EXCEEDED) == [False]
+
+    (earlier,) = stored_sales_create([paygo(30, "400.00")])
+    sales_reconcile()
+    assert flags(earlier, later, code=FlagCode.OVERDRAFT_EXCEEDED) == [False, True]
+    assert balance("C-000200") == Decimal("-5200.00")
+
+
+def test_sequence_gaps_are_recomputed_per_terminal(demo, at):
+    for seq in (1, 2, 5, 6, 9):
+        stored_sale_create(SaleSpec(terminal="N1-CAJA-01", occurred_at=at(seq), seq=seq, lines=(("SKU-JUGO", 1),)))
+    sales_reconcile()
+    gaps = lambda: list(SequenceGap.objects.values_list("first_missing", "last_missing"))  # noqa: E731
+    assert gaps() == [(3, 4), (7, 8)]
+    first_detected = SequenceGap.objects.get(first_missing=7).detected_at
+
+    stored_sale_create(SaleSpec(terminal="N1-CAJA-01", occurred_at=at(3), seq=3, lines=(("SKU-JUGO", 1),)))
+    sales_reconcile()
+    assert gaps() == [(4, 4), (7, 8)]
+    assert SequenceGap.objects.get(first_missing=7).detected_at == first_detected
+
+    for seq in (4, 7, 8):
+        stored_sale_create(SaleSpec(terminal="N1-CAJA-01", occurred_at=at(seq), seq=seq, lines=(("SKU-JUGO", 1),)))
+    sales_reconcile()
+    assert gaps() == []
+
+
+def test_ingest_time_flags_are_never_touched(demo, at):
+    sale = stored_sale_create(
+        SaleSpec(terminal="N1-CAJA-01", occurred_at=at(5), customer="C-000123", lines=(("SKU-GASEOSA", 1),))
+    )
+    SaleFlag.objects.create(sale=sale, code=FlagCode.BLOCKED_PRODUCT, detail={"sku": "SKU-GASEOSA"})
+    sales_reconcile()
+    assert list(SaleFlag.objects.filter(sale=sale).values_list("code", flat=True)) == [FlagCode.BLOCKED_PRODUCT]
+
+
+def _effects() -> dict:
+    return {
+        "stock_movements": StockMovement.objects.filter(kind="sale").count(),
+        "balance_movements": BalanceMovement.objects.filter(kind="sale").count(),
+        "unit_movements": UnitMovement.objects.filter(kind="sale").count(),
+        "stock": dict(NodeStock.objects.values_list("pk", "quantity")),
+        "balances": dict(Customer.objects.values_list("pk", "balance")),
+        "units": dict(UnitBalance.objects.values_list("pk", "quantity")),
+        "comandas": Comanda.objects.count(),
+        "flags": set(SaleFlag.objects.values_list("sale_id", "code")),
+        "events": set(NegativeStockEvent.objects.values_list("node_id", "product_id", "starting_sale_id")),
+        "unreconciled": Sale.objects.filter(reconciled_at__isnull=True).count(),
+    }
+
+
+def _mixed_sales(at) -> list[Sale]:
+    return stored_sales_create(
+        [
+            SaleSpec(
+                terminal="N1-CAJA-01",
+                occurred_at=at(10 + i),
+                customer="C-000200" if i % 2 else "C-000123",
+                lines=(("SKU-SANDWICH", 1), ("SKU-ALMUERZO", 1, "0.00")),
+                payments=(("paygo", "6500.00"), ("units", "1", "ALMUERZO")) if i % 2 == 0 else (("paygo", "6500.00"),),
+            )
+            for i in range(6)
+        ]
+    )
+
+
+def test_reconciling_twice_or_a_chunk_again_leaves_one_set_of_effects(demo, at):
+    sales = _mixed_sales(at)
+    sales_reconcile()
+    once = _effects()
+    assert once["stock_movements"] == 6
+    assert once["unreconciled"] == 0
+
+    assert sales_reconcile() == 0
+    assert sales_reconcile(sale_ids=[s.pk for s in sales]) == 0
+    # Even a second worker that read the batch before the first committed adds nothing.
+    with transaction.atomic():
+        sales_chunk_reconcile(sale_ids=[s.pk for s in sales])
+    assert _effects() == once
+
+
+def test_a_crash_mid_reconcile_rolls_back_and_the_retry_applies_everything_once(demo, at, monkeypatch):
+    _mixed_sales(at)
+    before = _effects()
+
+    def crash(**kwargs):
+        raise RuntimeError("worker killed")
+
+    # The crash comes after stock, balances, units, flags and comandas were written.
+    monkeypatch.setattr(reconcile_module, "sequence_gaps_recompute", crash)
+    with pytest.raises(RuntimeError):
+        sales_reconcile()
+    assert _effects() == before
+
+    monkeypatch.undo()
+    assert sales_reconcile() == 6
+    after = _effects()
+    assert after["stock_movements"] == 6
+    assert after["balance_movements"] == 6
+    assert after["unit_movements"] == 3
+    assert after["comandas"] == 6
+    assert after["unreconciled"] == 0
+    assert sales_reconcile() == 0
+    assert _effects() == after
+
+
+def test_task_enqueue_on_commit_and_sweep(demo, at, django_capture_on_commit_callbacks, monkeypatch):
+    sale = stored_sale_create(SaleSpec(terminal="N1-CAJA-01", occurred_at=at(1), lines=(("SKU-AGUA", 1),)))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        tasks.sales_reconcile_enqueue(sale_ids=[sale.pk])
+    assert len(callbacks) == 1
+    sale.refresh_from_db()
+    assert sale.reconciled_at is not None
+
+    # Broker down: enqueueing logs and never raises; the sweep catches up later.
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("redis unreachable")
+
+    late = stored_sale_create(
+        SaleSpec(
+            terminal="N1-CAJA-02",
+            occurred_at=at(2),
+            lines=(("SKU-AGUA", 1),),
+            received_at=timezone.now() - timedelta(minutes=2),
+        )
+    )
+    fresh = stored_sale_create(SaleSpec(terminal="N1-CAJA-02", occurred_at=at(3), lines=(("SKU-AGUA", 1),)))
+    monkeypatch.setattr(tasks.sales_reconcile, "apply_async", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.sales_reconcile_enqueue(sale_ids=[late.pk, fresh.pk])
+    assert Sale.objects.filter(reconciled_at__isnull=True).count() == 2
+    monkeypatch.undo()
+
+    assert tasks.unreconciled_sales_sweep.delay().get() == 1  # only the one older than a minute
+    late.refresh_from_db()
+    fresh.refresh_from_db()
+    assert late.reconciled_at is not None
+    assert fresh.reconciled_at is None
+    assert stock("SKU-AGUA") == Decimal("28")
+
+
+def test_reconcile_of_500_sales_costs_a_bounded_number_of_queries(demo, at, django_assert_max_num_queries):
+    terminals = ["N1-CAJA-01", "N1-CAJA-02", "N1-KIOSCO-01"]
+    customers = list(Customer.objects.filter(institution__code="COL-SANJOSE").values_list("code", flat=True))
+    skus = ["SKU-EMPANADA", "SKU-SANDWICH", "SKU-GASEOSA", "SKU-AREPA", "SKU-JUGO"]
+    specs = [
+        SaleSpec(
+            terminal=terminals[i % 3],
+            occurred_at=at(i % 600),
+            customer=customers[i % len(customers)],
+            lines=((skus[i % 5], 1), (skus[(i + 1) % 5], 2)),
+            offline=i % 7 != 0,
+        )
+        for i in range(500)
+    ]
+    sales = stored_sales_create(specs)
+    with django_assert_max_num_queries(50) as captured:
+        assert sales_reconcile(sale_ids=[s.pk for s in sales]) == 500
+    print(f"reconcile of 500 sales: {len(captured.captured_queries)} queries")
+    assert Comanda.objects.count() == 400  # four sales in five have an arepa or a sandwich
+    assert Sale.objects.filter(reconciled_at__isnull=True).count() == 0
+
+
+def test_beat_schedule_is_installed_by_the_database_scheduler(db):
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from paygo.celery import app
+
+    DatabaseScheduler(app=app)
+    tasks_installed = set(PeriodicTask.objects.values_list("task", flat=True))
+    assert {"sales.tasks.unreconciled_sales_sweep", "inventory.tasks.ledgers_verify"} <= tasks_installed
+
+
+def test_unknown_ids_and_an_empty_database_are_harmless(db):
+    assert sales_reconcile(sale_ids=[uuid.uuid4()]) == 0
+    assert sales_reconcile() == 0
+    assert Terminal.objects.count() == 0
