@@ -36,12 +36,15 @@ def test_lists_errors_and_the_escaped_payload(client, finance_user, scenario):
     response = client.get(URL)
     page = response.content.decode()
     assert response.context["row_count"] == 3
-    assert "Producto «SKU-NO-EXISTE» desconocido" in page and "lines[0].sku" in page
+    assert "Producto «SKU-NO-EXISTE» desconocido" in page
+    assert "lines[0].sku" in page
     # The payload is pretty JSON and escaped: a terminal's text never becomes markup.
-    assert "C-&lt;b&gt;ñandú&lt;/b&gt;" in page and "<b>ñandú</b>" not in page
+    assert "C-&lt;b&gt;ñandú&lt;/b&gt;" in page
+    assert "<b>ñandú</b>" not in page
     assert "&quot;lines&quot;: [" in page
     assert dict(response.context["status_counts"]) == {"Pendiente": 2, "Reprocesada": 0, "Descartada": 1}
-    assert "Reprocesar" in page and "Descartar" in page
+    assert "Reprocesar" in page
+    assert "Descartar" in page
 
 
 def test_filters_by_status_terminal_and_error_code(client, finance_user, scenario):
@@ -63,10 +66,12 @@ def test_exports(client, finance_user, scenario):
     client.force_login(finance_user)
     rows = csv_rows(client.get(URL, {"format": "csv", "error_code": "unknown_product"}))
     row = dict(zip(rows[0], rows[1], strict=True))
-    assert "ñandú" in row["Contenido recibido"] and row["Estado"] == "Pendiente"
+    assert "ñandú" in row["Contenido recibido"]
+    assert row["Estado"] == "Pendiente"
     assert "Producto «SKU-NO-EXISTE» desconocido" in row["Errores"]
     sheet = xlsx_rows(client.get(URL, {"format": "xlsx"}).content)
-    assert len(sheet) == 1 + 3 + 1 and sheet[-1][0] == "Total (3 filas)"
+    assert len(sheet) == 1 + 3 + 1
+    assert sheet[-1][0] == "Total (3 filas)"
 
 
 def test_reprocess_accepted_marks_it_reprocessed_with_who_and_the_sale(fake_ingest, scenario, finance_user):
@@ -86,12 +91,15 @@ def test_reprocess_accepted_marks_it_reprocessed_with_who_and_the_sale(fake_inge
 
     # Then the ingest got the raw payload as its terminal, in a batch of its own
     (call,) = fake_ingest.calls
-    assert call["terminal"] == row.terminal and call["sales"] == [row.raw_payload]
-    assert uuid.UUID(call["batch_id"]) and call["received_at"] is not None
+    assert call["terminal"] == row.terminal
+    assert call["sales"] == [row.raw_payload]
+    assert uuid.UUID(call["batch_id"])
+    assert call["received_at"] is not None
     # and the row is reprocessed, pointing at the sale, with who and when
     assert result.status == QuarantineStatus.REPROCESSED
     assert result.resulting_sale == stored
-    assert result.processed_by == finance_user and result.processed_at is not None
+    assert result.processed_by == finance_user
+    assert result.processed_at is not None
 
 
 def test_reprocess_duplicate_counts_as_done(fake_ingest, scenario, finance_user):
@@ -100,7 +108,8 @@ def test_reprocess_duplicate_counts_as_done(fake_ingest, scenario, finance_user)
         results=[types.SimpleNamespace(id=sales[0]["id"], status="duplicate", errors=[])]
     )
     result = quarantined_sale_reprocess(quarantined=row, user=finance_user)
-    assert result.status == QuarantineStatus.REPROCESSED and result.processed_by == finance_user
+    assert result.status == QuarantineStatus.REPROCESSED
+    assert result.processed_by == finance_user
 
 
 def test_reprocess_rejected_again_stays_pending_with_the_new_errors(fake_ingest, scenario, finance_user):
@@ -119,7 +128,8 @@ def test_reprocess_rejected_again_stays_pending_with_the_new_errors(fake_ingest,
     assert result.status == QuarantineStatus.PENDING
     assert result.error_codes == "unknown_customer"
     assert result.errors == [{"code": "unknown_customer", "field": "customer", "message": "Cliente desconocido"}]
-    assert finance_user.username in result.note and "rechazada de nuevo" in result.note
+    assert finance_user.username in result.note
+    assert "rechazada de nuevo" in result.note
     # The copy the ingest made is folded into this row, not left as a second pending one.
     assert QuarantinedSale.objects.filter(sale_id=row.sale_id, status=QuarantineStatus.PENDING).count() == 1
 
@@ -138,8 +148,10 @@ def test_discard_needs_a_note_and_keeps_the_row(scenario, finance_user):
     with pytest.raises(QuarantineError, match="por qué"):
         quarantined_sale_discard(quarantined=row, user=finance_user, note=" ")
     result = quarantined_sale_discard(quarantined=row, user=finance_user, note="Venta de prueba del técnico")
-    assert result.status == QuarantineStatus.DISCARDED and result.processed_by == finance_user
-    assert "Venta de prueba" in result.note and result.raw_payload == row.raw_payload
+    assert result.status == QuarantineStatus.DISCARDED
+    assert result.processed_by == finance_user
+    assert "Venta de prueba" in result.note
+    assert result.raw_payload == row.raw_payload
 
 
 def test_reprocess_and_discard_from_the_page(client, fake_ingest, finance_user, scenario):
@@ -147,19 +159,23 @@ def test_reprocess_and_discard_from_the_page(client, fake_ingest, finance_user, 
     row = scenario.quarantined["totals"]
     fake_ingest.answer = lambda terminal, sales: {"results": [{"id": sales[0]["id"], "status": "duplicate"}]}
     response = client.post(f"{URL}{row.pk}/reprocesar/", {"next": URL + "?status=pending"})
-    assert response.status_code == 302 and response["Location"] == URL + "?status=pending"
+    assert response.status_code == 302
+    assert response["Location"] == URL + "?status=pending"
     row.refresh_from_db()
-    assert row.status == QuarantineStatus.REPROCESSED and row.processed_by == finance_user
+    assert row.status == QuarantineStatus.REPROCESSED
+    assert row.processed_by == finance_user
     assert client.get(f"{URL}{row.pk}/reprocesar/").status_code == 405  # POST only
 
     other = scenario.quarantined["unknown_product"]
     form = client.get(f"{URL}{other.pk}/descartar/")
-    assert form.status_code == 200 and "C-&lt;b&gt;ñandú&lt;/b&gt;" in form.content.decode()
+    assert form.status_code == 200
+    assert "C-&lt;b&gt;ñandú&lt;/b&gt;" in form.content.decode()
     assert client.post(f"{URL}{other.pk}/descartar/", {"note": ""}).status_code == 200  # note required
     other.refresh_from_db()
     assert other.status == QuarantineStatus.PENDING
     response = client.post(f"{URL}{other.pk}/descartar/", {"note": "Producto retirado del catálogo"})
     assert response.status_code == 302
     other.refresh_from_db()
-    assert other.status == QuarantineStatus.DISCARDED and other.processed_by == finance_user
+    assert other.status == QuarantineStatus.DISCARDED
+    assert other.processed_by == finance_user
     assert other.raw_payload["customer"] == "C-<b>ñandú</b>"

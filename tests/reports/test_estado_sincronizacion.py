@@ -18,14 +18,18 @@ def test_shows_backlog_balances_age_gaps_quarantine_and_silence(client, finance_
     response = client.get(URL)
     rows = {row.code: row for row in response.context["page_obj"]}
     caja1 = rows["N1-CAJA-01"]
-    assert caja1.reported_pending_sales == 3 and caja1.reported_balances_age_seconds == 280
-    assert caja1.gap_count == 2 and caja1.missing_seq == 4  # 5–7 and 10
+    assert caja1.reported_pending_sales == 3
+    assert caja1.reported_balances_age_seconds == 280
+    assert caja1.gap_count == 2
+    assert caja1.missing_seq == 4
     assert caja1.quarantine_pending == 1
     assert not caja1.silent
     assert rows["N1-CAJA-02"].silent  # last seen 2 h ago
     assert rows["N1-KIOSCO-01"].silent  # never seen
     page = response.content.decode()
-    assert "5–7, 10" in page and "row-silent" in page and "Silenciosa" in page
+    assert "5–7, 10" in page
+    assert "row-silent" in page
+    assert "Silenciosa" in page
     assert "Nunca se ha conectado" in page
     assert response.context["silent_count"] == 4
     totals = response.context["footer"]
@@ -47,7 +51,7 @@ def test_filters_status_kind_node_and_search(client, finance_user, scenario):
     assert set(_rows(client, kind="kitchen")) == {"N1-COCINA-01", "N3-COCINA-01"}
     assert set(_rows(client, node=scenario.terminals["N2-CAJA-01"].node.pk)) == {"N2-CAJA-01"}
     assert set(_rows(client, q="casino 2")) == {"N3-CAJA-02"}
-    assert list(_rows(client, o="-missing_seq"))[0] == "N1-CAJA-01"
+    assert next(iter(_rows(client, o="-missing_seq"))) == "N1-CAJA-01"
 
 
 def test_exports(client, finance_user, scenario):
@@ -60,4 +64,5 @@ def test_exports(client, finance_user, scenario):
     assert rows[-1][header.index("Ventas pendientes (reportadas)")] == "12"
     sheet = xlsx_rows(client.get(URL, {"format": "xlsx", "q": "N1-CAJA"}).content)
     row = dict(zip(sheet[0], sheet[1], strict=True))
-    assert row["Antigüedad de saldos (s)"] == 280 and row["Seq faltantes"] == 4
+    assert row["Antigüedad de saldos (s)"] == 280
+    assert row["Seq faltantes"] == 4

@@ -15,9 +15,11 @@ def test_lists_every_flag_with_counts_chart_and_links(client, finance_user, scen
     # 3 negative_stock + overdraft + unverified + blocked + 2 on the N2 sale
     assert response.context["row_count"] == 8
     assert response.context["distinct_sales"] == 7
-    assert "Producto bloqueado" in page and "Ana Pérez" in page
+    assert "Producto bloqueado" in page
+    assert "Ana Pérez" in page
     assert f"/admin/sales/sale/{scenario.sales['blocked'].pk}/change/" in page
-    assert "<svg" in page and "Alertas por tipo" in page
+    assert "<svg" in page
+    assert "Alertas por tipo" in page
     by_code = dict(response.context["counts_by_node"])
     assert by_code["N1 — Cafetería Central"] == 4
     assert scenario.sales["online"].pk not in {row.sale_id for row in response.context["page_obj"]}
@@ -59,9 +61,12 @@ def test_exports_match_the_filtered_rows(client, finance_user, scenario):
     rows = csv_rows(client.get(URL, {**params, "format": "csv"}))
     header, data, totals = rows[0], rows[1:-1], rows[-1]
     row = dict(zip(header, data[0], strict=True))
-    assert len(data) == 1 and totals[0] == "Total (1 filas)"
-    assert row["Alerta"] == "Producto bloqueado" and row["Nombre del cliente"] == "Ana Pérez"
-    assert row["Sin conexión"] == "Sí" and Decimal(row["Total de la venta"]) == Decimal("2500.00")
+    assert len(data) == 1
+    assert totals[0] == "Total (1 filas)"
+    assert row["Alerta"] == "Producto bloqueado"
+    assert row["Nombre del cliente"] == "Ana Pérez"
+    assert row["Sin conexión"] == "Sí"
+    assert Decimal(row["Total de la venta"]) == Decimal("2500.00")
     assert row["Venta"] == str(scenario.sales["blocked"].pk)
 
     sheet = xlsx_rows(client.get(URL, {**params, "format": "xlsx"}).content)

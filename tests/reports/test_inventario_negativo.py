@@ -24,14 +24,17 @@ def test_lists_each_event_with_stock_value_and_the_sales_that_caused_it(client, 
     assert response.status_code == 200
     page = response.content.decode()
     assert response.context["row_count"] == 2
-    assert "Sándwich de pollo" in page and "Sándwich cubano" in page
+    assert "Sándwich de pollo" in page
+    assert "Sándwich cubano" in page
     assert "$ 19.500" in page  # |-3| × 6.500
     assert "$ 29.000" in page  # totals row: 19.500 + 9.500
     for key in ("n1_below", "n1_lowest", "n3_below"):
         assert f"/admin/sales/sale/{scenario.sales[key].pk}/change/" in page
     assert f"/admin/sales/sale/{scenario.sales['n1_first'].pk}/change/" not in page  # stock stayed ≥ 0
-    assert "N1-CAJA-02 #" in page and "sin conexión" in page
-    assert "<svg" in page and "Valor del inventario negativo por nodo" in page
+    assert "N1-CAJA-02 #" in page
+    assert "sin conexión" in page
+    assert "<svg" in page
+    assert "Valor del inventario negativo por nodo" in page
 
 
 def test_filters_by_node_terminal_status_and_search(client, finance_user, scenario):
@@ -53,7 +56,8 @@ def test_filters_by_node_terminal_status_and_search(client, finance_user, scenar
     assert len(skus(date_from=day, date_to=day)) >= 1
     # An invalid filter is shown with its error and ignored, not a 500.
     response = client.get(URL, {"node": "999999"})
-    assert response.status_code == 200 and response.context["form"].errors
+    assert response.status_code == 200
+    assert response.context["form"].errors
 
 
 def test_sorts_by_value_both_ways(client, finance_user, scenario):
@@ -71,7 +75,8 @@ def test_csv_export_has_bom_accents_all_rows_and_totals(client, finance_user, sc
     rows = csv_rows(client.get(URL, {"format": "csv", "node": scenario.terminals["N1-CAJA-01"].node.pk}))
     header, data, totals = rows[0], rows[1:-1], rows[-1]
     assert header[:3] == ["Nodo", "SKU", "Producto"]
-    assert "Mínimo alcanzado" in header and "Valor a precio" in header
+    assert "Mínimo alcanzado" in header
+    assert "Valor a precio" in header
     assert len(data) == 1
     row = dict(zip(header, data[0], strict=True))
     assert row["Producto"] == "Sándwich de pollo"
@@ -93,8 +98,10 @@ def test_xlsx_export_has_typed_cells_header_rows_and_totals(client, finance_user
     assert len(data) == 2
     first = dict(zip(header, data[0], strict=True))
     assert first["Producto"] == "Sándwich de pollo"
-    assert isinstance(first["Valor a precio"], int | float) and first["Valor a precio"] == 19500
-    assert isinstance(first["Existencias actuales"], int | float) and first["Existencias actuales"] == -3
+    assert isinstance(first["Valor a precio"], int | float)
+    assert first["Valor a precio"] == 19500
+    assert isinstance(first["Existencias actuales"], int | float)
+    assert first["Existencias actuales"] == -3
     assert isinstance(first["Negativo desde"], datetime)
     assert first["Negativo desde"].tzinfo is None  # Excel has no zones: Bogotá wall time
     started = scenario.events["n1_sandwich"].started_at
@@ -122,15 +129,19 @@ def test_resolve_with_a_count_appends_a_movement_and_audits_the_event(scenario, 
     # Then one count movement of +5 was appended, stock is 2, the event is resolved by them
     assert StockMovement.objects.filter(node=event.node, product=event.product).count() == movements_before + 1
     movement = resolved.resolution_movement
-    assert movement.kind == StockMovementKind.COUNT and movement.quantity == Decimal("5")
-    assert movement.created_by == finance_user and "Conteo del cierre" in movement.note
+    assert movement.kind == StockMovementKind.COUNT
+    assert movement.quantity == Decimal("5")
+    assert movement.created_by == finance_user
+    assert "Conteo del cierre" in movement.note
     assert NodeStock.objects.get(node=event.node, product=event.product).quantity == Decimal("2")
     event.refresh_from_db()
     assert event.status == NegativeStockStatus.RESOLVED
-    assert event.resolved_by == finance_user and event.resolved_at is not None
+    assert event.resolved_by == finance_user
+    assert event.resolved_at is not None
     assert event.resolution_note == "Conteo del cierre: 2 en vitrina"
     history = event.history.latest()
-    assert history.status == NegativeStockStatus.RESOLVED and history.history_user == finance_user
+    assert history.status == NegativeStockStatus.RESOLVED
+    assert history.history_user == finance_user
     assert event.history.count() >= 2
 
 
@@ -179,22 +190,27 @@ def test_finance_resolves_from_the_report(client, finance_user, scenario):
     assert resolve_url in page
 
     form = client.get(resolve_url)
-    assert form.status_code == 200 and "Conteo físico" in form.content.decode()
+    assert form.status_code == 200
+    assert "Conteo físico" in form.content.decode()
     # A missing note keeps the form with its error and changes nothing.
     response = client.post(resolve_url, {"method": "count", "quantity": "0", "note": ""})
-    assert response.status_code == 200 and response.context["form"].errors
+    assert response.status_code == 200
+    assert response.context["form"].errors
     event.refresh_from_db()
     assert event.status == NegativeStockStatus.OPEN
 
     response = client.post(
         resolve_url, {"method": "count", "quantity": "0", "note": "Vitrina vacía", "next": URL + "?status=resolved"}
     )
-    assert response.status_code == 302 and response["Location"] == URL + "?status=resolved"
+    assert response.status_code == 302
+    assert response["Location"] == URL + "?status=resolved"
     event.refresh_from_db()
-    assert event.status == NegativeStockStatus.RESOLVED and event.resolved_by == finance_user
+    assert event.status == NegativeStockStatus.RESOLVED
+    assert event.resolved_by == finance_user
     assert event.history.latest().history_user == finance_user
     page = client.get(URL, {"status": "resolved"}).content.decode()
-    assert "Resuelto" in page and "Vitrina vacía" in page
+    assert "Resuelto" in page
+    assert "Vitrina vacía" in page
 
 
 def test_resolve_page_ignores_an_offsite_next(client, finance_user, scenario):
@@ -204,4 +220,5 @@ def test_resolve_page_ignores_an_offsite_next(client, finance_user, scenario):
         f"{URL}{event.pk}/resolver/",
         {"method": "adjustment", "quantity": "3", "note": "ok", "next": "https://evil.example/"},
     )
-    assert response.status_code == 302 and response["Location"] == URL
+    assert response.status_code == 302
+    assert response["Location"] == URL

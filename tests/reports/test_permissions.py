@@ -31,7 +31,8 @@ def test_anonymous_is_sent_to_login_and_gets_no_data(client, db, slug, export):
     response = client.get(f"/admin/reportes/{slug}/{export}")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/?next=")
-    assert b"SKU" not in response.content and "Content-Disposition" not in response
+    assert b"SKU" not in response.content
+    assert "Content-Disposition" not in response
 
 
 def test_anonymous_cannot_post_actions(client, scenario):
@@ -43,7 +44,8 @@ def test_anonymous_cannot_post_actions(client, scenario):
         f"/admin/reportes/cuarentena/{quarantined.pk}/descartar/",
     ):
         response = client.post(url, {"method": "count", "quantity": "0", "note": "x"})
-        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+        assert response.status_code == 302
+        assert "/admin/login/" in response["Location"]
     event.refresh_from_db()
     assert event.status == NegativeStockStatus.OPEN
 
@@ -79,7 +81,8 @@ def test_staff_without_the_permissions_get_403_on_actions(client, plain_staff, s
     assert client.post(f"/admin/reportes/cuarentena/{quarantined.pk}/descartar/", {"note": "x"}).status_code == 403
     event.refresh_from_db()
     quarantined.refresh_from_db()
-    assert event.status == NegativeStockStatus.OPEN and quarantined.status == QuarantineStatus.PENDING
+    assert event.status == NegativeStockStatus.OPEN
+    assert quarantined.status == QuarantineStatus.PENDING
 
 
 def test_reader_without_resolve_or_reprocess_permission_gets_403_on_post(client, plain_staff, scenario):
@@ -131,7 +134,8 @@ def test_dashboard_and_reports_section_on_the_index(client, finance_user, django
     assert cards["Ventas sin conexión hoy"]["figure"] == len(today_offline)
     assert "/admin/reportes/inventario-negativo/?status=open" in page
     assert "/admin/reportes/cuarentena/?status=pending" in page
-    assert 'href="/admin/reportes/"' in page and "Sobregiros" in page
+    assert 'href="/admin/reportes/"' in page
+    assert "Sobregiros" in page
 
 
 def test_data_staff_index_has_no_dashboard_nor_reports(client, data_staff_user, scenario):

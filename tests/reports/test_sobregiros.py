@@ -12,14 +12,17 @@ def test_customers_below_zero_with_amounts_and_flagged_sales(client, finance_use
     response = client.get(URL)
     rows = {c.code: c for c in response.context["page_obj"]}
     tomas = rows["C-000200"]
-    assert tomas.balance == Decimal("-10500") and tomas.below_zero == Decimal("10500")
+    assert tomas.balance == Decimal("-10500")
+    assert tomas.below_zero == Decimal("10500")
     assert tomas.over_limit == Decimal("5500")
     assert [s.pk for s in tomas.flagged_sales] == [scenario.sales["overdraft"].pk]
     employee = rows["E-000001"]
     assert [s.pk for s in employee.flagged_sales] == [scenario.sales["unverified"].pk]
     assert "C-000123" not in rows  # Ana is still above zero
     page = response.content.decode()
-    assert "-$ 10.500" in page and "Sobregiro excedido" in page and "Saldo no verificado" in page
+    assert "-$ 10.500" in page
+    assert "Sobregiro excedido" in page
+    assert "Saldo no verificado" in page
     assert f"/admin/sales/sale/{scenario.sales['overdraft'].pk}/change/" in page
     assert "Exposición del nodo" in page  # the definition is on the page
 
@@ -56,7 +59,8 @@ def test_exports_with_totals(client, finance_user, scenario):
     rows = csv_rows(client.get(URL, {"format": "csv", "o": "balance"}))
     header, data, totals = rows[0], rows[1:-1], rows[-1]
     first = dict(zip(header, data[0], strict=True))
-    assert first["Cliente"] == "C-000200" and first["Nombre"] == "Tomás Restrepo Vélez"
+    assert first["Cliente"] == "C-000200"
+    assert first["Nombre"] == "Tomás Restrepo Vélez"
     assert Decimal(first["Exceso sobre el cupo"]) == Decimal("5500")
     assert str(scenario.sales["overdraft"].pk) in first["Ventas sin conexión marcadas"]
     assert Decimal(totals[header.index("Exceso sobre el cupo")]) == Decimal("5500")
