@@ -109,9 +109,10 @@ class NegativeStockReport(Report):
                 html=_sales_html,
             ),
             Column("status", "Estado", value=lambda e: e.get_status_display(), html=_status_html, order="status"),
-            Column("resolved_by__username", "Resuelto por"),
-            Column("resolved_at", "Resuelto", DATETIME, order="resolved_at"),
-            Column("resolution_note", "Nota de resolución"),
+            # Shown inside «Estado» on screen; separate columns in the exports.
+            Column("resolved_by__username", "Resuelto por", screen=False),
+            Column("resolved_at", "Resuelto", DATETIME, order="resolved_at", screen=False),
+            Column("resolution_note", "Nota de resolución", screen=False),
         ]
 
     def rows(self, filters):

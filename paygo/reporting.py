@@ -138,7 +138,8 @@ class Column:
     ``__`` separated); ``order`` is the ORM ordering used when people sort by it (None: not
     sortable); ``total`` the ORM expression summed over all filtered rows for the totals
     row; ``html`` renders a cell that is more than its value (links, lists); ``link`` wraps
-    the value in a link; ``export`` False keeps it off CSV/XLSX (buttons).
+    the value in a link; ``export`` False keeps it off CSV/XLSX (buttons); ``screen`` False
+    keeps it off the page (already shown inside another cell) but in the exports.
     """
 
     key: str
@@ -150,6 +151,7 @@ class Column:
     link: Callable[[Any], str | None] | None = None
     html: Callable[[Any], str] | None = None
     export: bool = True
+    screen: bool = True
     numeric: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -330,13 +332,14 @@ def report_view(request: HttpRequest, report: Report, *, site) -> HttpResponse:
     filters = form.filters() if request.GET else {}
     order_param, order_by = report.ordering(request.GET.get("o", ""))
     rows = report.rows(filters).order_by(*order_by)
-    columns = report.columns()
 
     export = request.GET.get("format")
     if export in EXPORT_FORMATS:
         totals = report.totals(rows)
         writer = csv_response if export == "csv" else xlsx_response
-        return writer(report, columns, rows, totals)
+        return writer(report, report.columns(), rows, totals)
+
+    columns = [c for c in report.columns() if c.screen]
 
     paginator = Paginator(rows, report.per_page)
     page = paginator.get_page(request.GET.get("page"))

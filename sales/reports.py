@@ -196,11 +196,13 @@ class SyncStatusReport(Report):
                 "Antigüedad de saldos (s)",
                 INTEGER,
                 order="reported_balances_age_seconds",
+                screen=False,
             ),
             Column(
                 "balances_age",
                 "Antigüedad de saldos",
                 value=lambda t: duration_text(t.reported_balances_age_seconds),
+                order="reported_balances_age_seconds",
             ),
             Column("reported_last_seq", "Último seq reportado", INTEGER, order="reported_last_seq"),
             Column("gaps", "Seq faltantes (rangos)", value=_gaps_text),
@@ -333,9 +335,11 @@ class QuarantineReport(Report):
             Column("errors", "Errores", value=_errors_text, html=_errors_html),
             Column("raw_payload", "Contenido recibido", value=_payload_json, html=_payload_html),
             Column("status", "Estado", value=lambda r: r.get_status_display(), html=_processed_html, order="status"),
-            Column("processed_by__username", "Procesada por"),
-            Column("processed_at", "Procesada", DATETIME, order="processed_at"),
-            Column("resulting_sale_id", "Venta resultante", value=lambda r: str(r.resulting_sale_id or "")),
+            Column("processed_by__username", "Procesada por", screen=False),
+            Column("processed_at", "Procesada", DATETIME, order="processed_at", screen=False),
+            Column(
+                "resulting_sale_id", "Venta resultante", value=lambda r: str(r.resulting_sale_id or ""), screen=False
+            ),
             Column("note", "Nota"),
         ]
 
