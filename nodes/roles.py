@@ -3,6 +3,11 @@
 "Datos Base" edits base data (nodes, APs, products, customers, resolutions, top-ups);
 "Finanzas" reads everything, the reports and exports, resolves negative stock and
 reprocesses quarantine, but cannot change base data. The data migrations apply these.
+
+Reports («Reportes» in the admin, its dashboard and exports) need ``sales.view_reports``:
+only «Finanzas» and superusers hold it. «Datos Base» configures and does not read the
+finance reports (they hold the model view permissions, so they can still open a sale or a
+quarantined sale in the admin when support asks).
 """
 
 DATA_STAFF_GROUP = "Datos Base"

@@ -1,0 +1,76 @@
+"""«Excepciones offline»: every flagged sale by flag, node, AP, customer and day."""
+
+from decimal import Decimal
+
+from sales.models import FlagCode
+from tests.reports.exports import csv_rows, xlsx_rows
+
+URL = "/admin/reportes/excepciones-offline/"
+
+
+def test_lists_every_flag_with_counts_chart_and_links(client, finance_user, scenario):
+    client.force_login(finance_user)
+    response = client.get(URL)
+    page = response.content.decode()
+    # 3 negative_stock + overdraft + unverified + blocked + 2 on the N2 sale
+    assert response.context["row_count"] == 8
+    assert response.context["distinct_sales"] == 7
+    assert "Producto bloqueado" in page
+    assert "Ana Pérez" in page
+    assert f"/admin/sales/sale/{scenario.sales['blocked'].pk}/change/" in page
+    assert "<svg" in page
+    assert "Alertas por tipo" in page
+    by_code = dict(response.context["counts_by_node"])
+    assert by_code["N1 — Cafetería Central"] == 4
+    assert scenario.sales["online"].pk not in {row.sale_id for row in response.context["page_obj"]}
+
+
+def test_filters_by_flag_node_terminal_customer_day_and_offline(client, finance_user, scenario):
+    client.force_login(finance_user)
+
+    def count(**params):
+        return client.get(URL, params).context["row_count"]
+
+    assert count(flag=FlagCode.NEGATIVE_STOCK) == 3
+    assert count(node=scenario.terminals["N2-CAJA-01"].node.pk) == 2
+    assert count(terminal=scenario.terminals["N1-CAJA-02"].pk) == 2
+    assert count(q="C-000123") == 1
+    assert count(q="ana pérez") == 1
+    assert count(q=str(scenario.sales["overdraft"].pk)) == 1
+    assert count(offline="0") == 0
+    assert count(institution=scenario.terminals["N3-CAJA-01"].node.institution.pk) == 2
+    day = scenario.sales["blocked"].business_date.isoformat()
+    same_day = sum(
+        1
+        for key in ("n1_below", "n1_lowest", "n3_below", "overdraft", "unverified", "blocked")
+        if scenario.sales[key].business_date.isoformat() == day
+    ) + 2 * (scenario.sales["n2_offline"].business_date.isoformat() == day)
+    assert count(date_from=day, date_to=day) == same_day
+    assert count(date_from="2001-01-01", date_to="2001-01-31") == 0
+
+
+def test_sorting_by_customer(client, finance_user, scenario):
+    client.force_login(finance_user)
+    rows = client.get(URL, {"o": "-sale__customer__code", "q": "C-0"}).context["page_obj"]
+    assert [r.sale.customer.code for r in rows] == ["C-000200", "C-000123"]
+
+
+def test_exports_match_the_filtered_rows(client, finance_user, scenario):
+    client.force_login(finance_user)
+    params = {"flag": FlagCode.BLOCKED_PRODUCT}
+    rows = csv_rows(client.get(URL, {**params, "format": "csv"}))
+    header, data, totals = rows[0], rows[1:-1], rows[-1]
+    row = dict(zip(header, data[0], strict=True))
+    assert len(data) == 1
+    assert totals[0] == "Total (1 filas)"
+    assert row["Alerta"] == "Producto bloqueado"
+    assert row["Nombre del cliente"] == "Ana Pérez"
+    assert row["Sin conexión"] == "Sí"
+    assert Decimal(row["Total de la venta"]) == Decimal("2500.00")
+    assert row["Venta"] == str(scenario.sales["blocked"].pk)
+
+    sheet = xlsx_rows(client.get(URL, {**params, "format": "xlsx"}).content)
+    header, data = sheet[0], sheet[1:-1]
+    row = dict(zip(header, data[0], strict=True))
+    assert row["Día"].date() == scenario.sales["blocked"].business_date
+    assert row["Total de la venta"] == 2500
