@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from simulator.cli import options_from, parser_build
+from simulator.cli import http_logs_quiet, options_from, parser_build
 from simulator.runner import OptionError, run
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = parser_build()
     options = options_from(parser.parse_args(argv))
+    http_logs_quiet()
     try:
         summary = run(options)
     except OptionError as exc:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from simulator.runner import Options
@@ -123,3 +124,9 @@ def parser_build() -> argparse.ArgumentParser:
     )
     add_arguments(parser)
     return parser
+
+
+def http_logs_quiet() -> None:
+    """One INFO line per request from httpx would drown the progress bar: warnings only."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -110,7 +110,8 @@ def batches_plan(
     rng.shuffle(ordered)
     batches = []
     while ordered:
-        cut = rng.randint(1, size)
+        # at most half of what is left, so even a small queue arrives in several pieces
+        cut = rng.randint(1, min(size, max(1, (len(ordered) + 1) // 2)))
         batches.append(ordered[:cut])
         ordered = ordered[cut:]
     return batches

@@ -7,7 +7,7 @@ a pure HTTP client of the POS sync API (it imports nothing from this project).
 from django.core.management.base import BaseCommand, CommandError
 
 from simulator import OptionError, run
-from simulator.cli import add_arguments, options_from
+from simulator.cli import add_arguments, http_logs_quiet, options_from
 
 
 class Command(BaseCommand):
@@ -17,6 +17,7 @@ class Command(BaseCommand):
         add_arguments(parser)
 
     def handle(self, *args, **options):
+        http_logs_quiet()
         try:
             # stdout: the summary lines (each ends with a newline, so Django's wrapper adds none);
             # stderr stays the process's own for the progress bar's carriage returns.
