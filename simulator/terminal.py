@@ -183,10 +183,23 @@ class Terminal:
         self.products = [Product.from_catalog(row) for row in self.client.catalog()]
         self.balances_pull(full=True)
 
+    def _boot_when_online(self) -> None:
+        """A register cannot open without its config: wait for the connection (bounded)."""
+        for round_ in range(1, RECONNECT_ROUNDS + 1):
+            while not self.is_online():
+                self.clock.sleep(0.05)
+            try:
+                self.boot()
+                return
+            except (Offline, Unreachable):
+                if round_ == RECONNECT_ROUNDS:
+                    raise
+                self.clock.sleep(0.5)
+
     # -- the day ---------------------------------------------------------------------------
 
     def run(self, sales: int) -> None:
-        self.boot()
+        self._boot_when_online()
         for _ in range(sales):
             self.clock.sleep(self._gap())
             self.tick()
