@@ -4,6 +4,6 @@
 A pure client: it imports nothing from the server (no Django).
 """
 
-from simulator.runner import OptionError, Options, Simulation, run
+from simulator.runner import OptionError, Options, Simulation, SimulationAborted, run
 
-__all__ = ["OptionError", "Options", "Simulation", "run"]
+__all__ = ["OptionError", "Options", "Simulation", "SimulationAborted", "run"]

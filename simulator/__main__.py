@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from simulator.cli import http_logs_quiet, options_from, parser_build
-from simulator.runner import OptionError, run
+from simulator.runner import OptionError, SimulationAborted, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(options)
     except OptionError as exc:
         parser.error(str(exc))
+    except SimulationAborted as exc:
+        print(f"simulator: {exc}", file=sys.stderr)
+        return 2
     return 1 if summary.errors else 0
 
 

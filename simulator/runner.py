@@ -32,6 +32,10 @@ class OptionError(ValueError):
     """Options that cannot be run (unknown terminal, bad fraction...)."""
 
 
+class SimulationAborted(RuntimeError):
+    """The back office could not be read before the first sale (wrong URL, key, no API)."""
+
+
 @dataclass
 class Options:
     url: str = "http://127.0.0.1:8000"
@@ -196,7 +200,10 @@ class Simulation:
         for spec in specs:
             probes.setdefault(spec.node, (spec, self._client(spec, chaos=False, salt="probe")))
         expected = Expectation()
-        initial_customers = self._snapshot(probes, expected)
+        try:
+            initial_customers = self._snapshot(probes, expected)
+        except (ApiRefused, Unreachable, Offline) as exc:
+            raise SimulationAborted(f"no se pudo leer el estado inicial en {options.url}: {exc}") from exc
 
         begin = self.clock.monotonic()
         outage_start = options.outage_start
@@ -378,4 +385,4 @@ def run(options: Options, *, stdout: TextIO | None = None, stderr: TextIO | None
     return summary
 
 
-__all__ = ["OptionError", "Options", "Simulation", "run"]
+__all__ = ["OptionError", "Options", "Simulation", "SimulationAborted", "run"]

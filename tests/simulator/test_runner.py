@@ -238,3 +238,14 @@ def test_the_client_package_imports_no_django():
         "print(bad); sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_an_unreadable_back_office_aborts_with_a_clear_message(demo_dict, fake_clock):
+    import httpx
+
+    from simulator import SimulationAborted
+
+    options = Options(url="http://x", terminals="1", sales=1, progress=False)
+    not_here = lambda: httpx.MockTransport(lambda r: httpx.Response(404, text="<h1>Not Found</h1>"))  # noqa: E731
+    with pytest.raises(SimulationAborted, match="estado inicial"):
+        Simulation(options, transport_factory=not_here, clock=fake_clock).run(demo_dict)

@@ -6,7 +6,7 @@ a pure HTTP client of the POS sync API (it imports nothing from this project).
 
 from django.core.management.base import BaseCommand, CommandError
 
-from simulator import OptionError, run
+from simulator import OptionError, SimulationAborted, run
 from simulator.cli import add_arguments, http_logs_quiet, options_from
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
             # stdout: the summary lines (each ends with a newline, so Django's wrapper adds none);
             # stderr stays the process's own for the progress bar's carriage returns.
             summary = run(options_from(options), stdout=self.stdout)
-        except OptionError as exc:
+        except (OptionError, SimulationAborted) as exc:
             raise CommandError(str(exc)) from exc
         if summary.errors:
             raise CommandError(f"{len(summary.errors)} errores durante la simulación")
