@@ -67,3 +67,22 @@ def role_permissions() -> dict[str, list[tuple[str, str]]]:
             ("sales", "reprocess_quarantinedsale"),
         ],
     }
+
+
+def roles_apply(*, group_model=None, permission_model=None) -> None:
+    """Create or update the role groups with exactly their permissions. Idempotent.
+
+    Run by the data migration (with historical models) and by the demo builder, so the
+    roles exist even after a test database flush. Permissions must already exist.
+    """
+    if group_model is None or permission_model is None:
+        from django.contrib.auth.models import Group, Permission
+
+        group_model, permission_model = Group, Permission
+    for group_name, perms in role_permissions().items():
+        group, _ = group_model.objects.get_or_create(name=group_name)
+        wanted = [
+            permission_model.objects.get(content_type__app_label=app_label, codename=codename)
+            for app_label, codename in perms
+        ]
+        group.permissions.set(wanted)

@@ -42,7 +42,7 @@ from inventory.models import (
 from inventory.services import stock_movement_record
 from nodes.keys import KEY_PREFIX, key_digest
 from nodes.models import Institution, Node, NumberingLevel, Terminal, TerminalKind
-from nodes.roles import DATA_STAFF_GROUP, FINANCE_GROUP
+from nodes.roles import DATA_STAFF_GROUP, FINANCE_GROUP, roles_apply
 from sales.models import Comanda, Payment, QuarantinedSale, Sale, SaleFlag, SaleLine, SequenceGap, UploadBatch
 
 DEMO_SECRET = "payGO-demo"  # only derives the demo's own keys and passwords
@@ -279,6 +279,7 @@ def demo_seed(*, customers_per_institution: int = 40) -> dict[str, Any]:
         "customers": [],
     }
 
+    roles_apply()
     User = get_user_model()
     for demo_user in USERS:
         user, _ = User.objects.get_or_create(username=demo_user.username)

@@ -3,7 +3,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from nodes.roles import role_permissions
+from nodes.roles import roles_apply
 
 
 def apply_roles(apps, schema_editor):
@@ -12,14 +12,7 @@ def apply_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for group_name, perms in role_permissions().items():
-        group, _ = Group.objects.get_or_create(name=group_name)
-        wanted = []
-        for app_label, codename in perms:
-            wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-        group.permissions.set(wanted)
+    roles_apply(group_model=apps.get_model("auth", "Group"), permission_model=apps.get_model("auth", "Permission"))
 
 
 class Migration(migrations.Migration):

@@ -3,11 +3,10 @@
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from openpyxl import load_workbook
 
 from inventory.models import NegativeStockStatus, NodeStock
-from nodes.roles import role_permissions
+from nodes.roles import roles_apply
 from tests.reports.report_data import report_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,11 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def roles(transactional_db):
     """The groups the data migration made: a transactional test before this one flushed them."""
-    for name, perms in role_permissions().items():
-        group, _ = Group.objects.get_or_create(name=name)
-        group.permissions.set(
-            [Permission.objects.get(content_type__app_label=app, codename=codename) for app, codename in perms]
-        )
+    roles_apply()
 
 
 def test_finance_filters_exports_and_resolves_negative_stock(roles, demo, page, login, live_server, screenshot):
