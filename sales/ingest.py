@@ -84,8 +84,8 @@ _MONEY_RE = re.compile(r"-?[0-9]{1,12}(?:\.[0-9]{1,2})?", re.ASCII)
 _QUANTITY_RE = re.compile(r"-?[0-9]{1,11}(?:\.[0-9]{1,3})?", re.ASCII)
 _UUID_RE = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
 
-# Quarantined payloads that PostgreSQL's jsonb cannot hold (NUL characters) or that are
-# nested absurdly deep are stored wrapped: the exact original as JSON text (NUL escaped as
+# Quarantined payloads that PostgreSQL's jsonb cannot hold exactly (NUL characters,
+# floats) or that are nested absurdly deep are stored wrapped: the exact original as JSON text (NUL escaped as
 # \u0000) and, when possible, a readable copy with NUL replaced.
 SANITIZED_MARKER = "__paygo_sanitized__"
 
@@ -215,10 +215,14 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def _contains_nul(value: Any) -> bool:
+def _jsonb_lossy(value: Any) -> bool:
+    """True if PostgreSQL's jsonb would refuse or alter ``value``: NUL characters are
+    refused, and floats come back as plain numbers (``1e+30`` as an integer)."""
     stack = [value]
     while stack:
         current = stack.pop()
+        if isinstance(current, float):
+            return True
         if isinstance(current, str):
             if "\x00" in current:
                 return True
@@ -246,7 +250,7 @@ def quarantine_payload_encode(raw: Any) -> Any:
     """What to store in ``QuarantinedSale.raw_payload`` for ``raw`` (jsonb-safe)."""
     too_deep = json_depth(raw) > MAX_SALE_DEPTH
     # A bare JSON null would become SQL NULL in a JSONField column: wrap it as well.
-    if raw is not None and not too_deep and not _contains_nul(raw):
+    if raw is not None and not too_deep and not _jsonb_lossy(raw):
         return raw
     wrapped: dict[str, Any] = {SANITIZED_MARKER: True, "original_json": orjson.dumps(raw).decode()}
     if not too_deep:
