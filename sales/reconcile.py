@@ -177,7 +177,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
 
 def unreconciled_sale_ids(*, older_than: datetime, limit: int) -> list[UUID]:
     """Ids of sales received before ``older_than`` and still unreconciled, oldest first
-    (served by the partial index ``sale_unreconciled``). Read only."""
+    (served by the partial index ``sale_unreconciled``). Read only; no locks."""
     return list(
         Sale.objects.filter(reconciled_at__isnull=True, received_at__lt=older_than)
         .order_by("received_at")

@@ -46,7 +46,9 @@ def sales_reconcile(sale_ids: list[str] | None = None) -> int:
     Side effects: ledger movements, materialized stock and balances, flags, comandas,
     sequence gaps, ``reconciled_at``.
     """
-    return reconcile_service.sales_reconcile(sale_ids=sale_ids)
+    # At most 20 chunks (10 000 sales, well inside the soft time limit); the sweep
+    # enqueues whatever an "all unreconciled" run leaves.
+    return reconcile_service.sales_reconcile(sale_ids=sale_ids, max_chunks=20)
 
 
 def _publish(sale_ids: list[str]) -> None:
