@@ -43,7 +43,7 @@ def sales_reconcile(
     """Reconcile the given sales (or every unreconciled sale), chunk by chunk.
 
     Each chunk is one transaction: lock up to ``chunk_size`` unreconciled sales
-    (``FOR UPDATE SKIP LOCKED``, pk order — sales another worker holds are left to it),
+    (``FOR NO KEY UPDATE SKIP LOCKED``, pk order — sales another worker holds are left to it),
     then :func:`sales_chunk_reconcile`. Idempotent and crash-safe: a sale already
     reconciled is skipped, and a chunk interrupted anywhere rolls back whole, leaving
     its sales unreconciled for the retry or the sweep. Returns how many sales this call

@@ -41,7 +41,7 @@ SWEEP_MAX_SALES = 50 * RECONCILE_CHUNK_SIZE
 def sales_reconcile(sale_ids: list[str] | None = None) -> int:
     """Reconcile the sales with these ids, or every unreconciled sale when None.
 
-    Calls :func:`sales.reconcile.sales_reconcile` (locks: the sales ``FOR UPDATE SKIP
+    Calls :func:`sales.reconcile.sales_reconcile` (locks: the sales ``FOR NO KEY UPDATE SKIP
     LOCKED``, then their nodes and customers). Idempotent: reconciled sales are skipped.
     Side effects: ledger movements, materialized stock and balances, flags, comandas,
     sequence gaps, ``reconciled_at``.
