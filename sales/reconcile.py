@@ -43,7 +43,7 @@ def sales_reconcile(
     """Reconcile the given sales (or every unreconciled sale), chunk by chunk.
 
     Each chunk is one transaction: lock up to ``chunk_size`` unreconciled sales
-    (``FOR UPDATE SKIP LOCKED``, pk order — sales another worker holds are left to it),
+    (``FOR NO KEY UPDATE SKIP LOCKED``, pk order — sales another worker holds are left to it),
     then :func:`sales_chunk_reconcile`. Idempotent and crash-safe: a sale already
     reconciled is skipped, and a chunk interrupted anywhere rolls back whole, leaving
     its sales unreconciled for the retry or the sweep. Returns how many sales this call
@@ -177,7 +177,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
 
 def unreconciled_sale_ids(*, older_than: datetime, limit: int) -> list[UUID]:
     """Ids of sales received before ``older_than`` and still unreconciled, oldest first
-    (served by the partial index ``sale_unreconciled``). Read only."""
+    (served by the partial index ``sale_unreconciled``). Read only; no locks."""
     return list(
         Sale.objects.filter(reconciled_at__isnull=True, received_at__lt=older_than)
         .order_by("received_at")

@@ -2,8 +2,10 @@
 
 Order of acquisition within one reconcile transaction (never the other way round):
 
-1. the batch of sales (``FOR UPDATE SKIP LOCKED``: two workers split the work instead of
-   waiting on each other);
+1. the batch of sales (``FOR NO KEY UPDATE SKIP LOCKED``: two workers split the work
+   instead of waiting on each other; *no key* so that another reconcile may still insert
+   rows referencing these sales — a flag, an episode membership — without waiting, which
+   with a plain ``FOR UPDATE`` deadlocks against the node lock);
 2. the nodes of those sales (serializes stock, negative-stock and sequence-gap
    recomputation per node);
 3. the customers of those sales (serializes balance, overdraft and daily-total
@@ -33,7 +35,9 @@ def unreconciled_sales_lock(*, sale_ids: Iterable[UUID] | None, limit: int) -> l
     if sale_ids is not None:
         queryset = queryset.filter(pk__in=list(sale_ids))
     return list(
-        queryset.select_for_update(skip_locked=True, of=("self",)).order_by("pk").values_list("pk", flat=True)[:limit]
+        queryset.select_for_update(skip_locked=True, no_key=True, of=("self",))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
     )
 
 

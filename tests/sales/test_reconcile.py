@@ -378,7 +378,9 @@ def test_reconcile_of_500_sales_costs_a_bounded_number_of_queries(demo, at, djan
     assert Sale.objects.filter(reconciled_at__isnull=True).count() == 0
 
 
-def test_beat_schedule_is_installed_by_the_database_scheduler(db):
+# The scheduler closes "old" connections, which inside a test transaction means ours.
+@pytest.mark.django_db(transaction=True)
+def test_beat_schedule_is_installed_by_the_database_scheduler():
     from django_celery_beat.models import PeriodicTask
     from django_celery_beat.schedulers import DatabaseScheduler
 

@@ -24,13 +24,6 @@ from inventory.verification import ledgers_verify
 from sales.models import Comanda, Payment, Sale, SaleLine
 from tests.sales.stored_sales import SaleSpec, stored_sales_create
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-]
-
 
 def _database_url() -> str:
     db = settings.DATABASES["default"]
@@ -156,6 +149,10 @@ def _assert_effects_exactly_once(sale_count: int) -> None:
     assert Sale.objects.count() == sale_count
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_a_real_worker_reconciles_what_is_enqueued(demo, publisher, broker_url, tmp_path):
     sales = stored_sales_create(_specs(12))
     worker = Worker(broker_url, tmp_path / "worker.log")
@@ -168,6 +165,10 @@ def test_a_real_worker_reconciles_what_is_enqueued(demo, publisher, broker_url, 
     assert Customer.objects.get(code="C-000123").balance < Decimal("12000")
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_batch_leaves_effects_exactly_once(demo, publisher, broker_url, tmp_path):
     count = 2500  # five chunks of 500: the kill lands between commits
     stored_sales_create(_specs(count))
@@ -191,3 +192,36 @@ def test_a_worker_killed_mid_batch_leaves_effects_exactly_once(demo, publisher, 
         second.stop()
     _assert_effects_exactly_once(count)
     print(f"killed after {reconciled_at_kill} of {count} sales; the second worker reconciled the rest once")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reconciles_split_the_work_and_apply_it_once(demo):
+    # Not marked redis: two threads, each with its own PostgreSQL connection.
+    import threading
+
+    from django.db import connection
+
+    from sales.reconcile import sales_reconcile
+
+    count = 1500
+    stored_sales_create(_specs(count))
+    done: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(sales_reconcile(chunk_size=100))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert sum(done) == count
+    _assert_effects_exactly_once(count)
