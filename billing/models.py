@@ -55,7 +55,7 @@ class Customer(models.Model):
                 condition=Q(daily_max__isnull=True) | Q(daily_max__gte=0), name="customer_daily_max_not_negative"
             ),
         ]
-        indexes = [models.Index(fields=["institution", "change_seq"], name="customer_feed_idx")]
+        indexes = [models.Index(fields=["institution", "change_seq", "id"], name="customer_feed_idx")]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"

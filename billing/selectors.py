@@ -109,7 +109,7 @@ def customer_balances_page(*, institution_id: int, cursor: str | None, limit: in
     gives a full snapshot (``full: true``), never an error.
 
     **Cost.** What changed, not the number of customers: one primary-key read of the
-    feed row, one range scan of ``customer_feed_idx`` (institution, change_seq) limited
+    feed row, one range scan of ``customer_feed_idx`` (institution, change_seq, id) limited
     to ``limit + 1`` rows, then one query each for the page's blocks and units (by id).
     Blocks and units are read in later statements than the customers, so they may be
     newer than the row; any such change also bumped the customer's seq, so it is served

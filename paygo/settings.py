@@ -219,6 +219,9 @@ SPECTACULAR_SETTINGS = {
         "NumberingLevelEnum": "nodes.models.NumberingLevel",
         "OfflineInvoiceNumberingEnum": [("local", "local"), ("deferred", "deferred")],
         "OfflineComandasEnum": [("deferred", "deferred")],
+        # Several payloads have a "status"; each set of choices gets its own name.
+        "ComandaStatusEnum": "sales.models.ComandaStatus",
+        "SaleResultStatusEnum": [("accepted", "accepted"), ("duplicate", "duplicate"), ("rejected", "rejected")],
     },
 }
 

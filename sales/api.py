@@ -8,13 +8,14 @@ break partial acceptance, and its messages would not carry the contract's codes)
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from nodes.authentication import IsSellingTerminal
 from paygo.errors import ApplicationError
+from paygo.openapi import ErrorSerializer
 from sales.ingest import sale_batch_ingest, sale_online_record
 from sales.selectors import sale_get_for_terminal
 
@@ -42,23 +43,8 @@ def _object_body(request) -> dict:
     return data
 
 
-_ErrorSerializer = inline_serializer(
-    "Error",
-    fields={
-        "error": inline_serializer(
-            "ErrorBody",
-            fields={
-                "code": serializers.CharField(),
-                "message": serializers.CharField(),
-                "details": serializers.DictField(),
-            },
-        )
-    },
-)
-
-
 def _error_response(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=_ErrorSerializer, description=description)
+    return OpenApiResponse(response=ErrorSerializer, description=description)
 
 
 class SaleLineSerializer(serializers.Serializer):
@@ -143,11 +129,14 @@ class SaleBatchUploadApi(APIView):
 
     permission_classes = [IsSellingTerminal]
 
+    @extend_schema_serializer(component_name="SaleBatchUpload")
     class InputSerializer(serializers.Serializer):
         batch_id = serializers.UUIDField()
         sales = SaleInputSerializer(many=True, max_length=500)
 
+    @extend_schema_serializer(component_name="SaleBatchResult")
     class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="SaleBatchResultItem")
         class ResultSerializer(serializers.Serializer):
             id = serializers.CharField(allow_null=True)
             status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])

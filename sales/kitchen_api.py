@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +19,7 @@ class ComandaItemSerializer(serializers.Serializer):
     quantity = serializers.CharField()
 
 
+@extend_schema_serializer(component_name="Comanda")
 class ComandaOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     sale_id = serializers.UUIDField()
@@ -37,6 +38,7 @@ class ComandaListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ComandaStatus.choices, required=False)
 
+    @extend_schema_serializer(component_name="ComandaList")
     class OutputSerializer(serializers.Serializer):
         comandas = ComandaOutputSerializer(many=True)
 
@@ -64,6 +66,7 @@ class ComandaStatusApi(APIView):
 
     permission_classes = [IsKitchenTerminal]
 
+    @extend_schema_serializer(component_name="ComandaStatusChange")
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ComandaStatus.choices)
 
