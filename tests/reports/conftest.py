@@ -5,5 +5,5 @@ from tests.reports.report_data import report_scenario
 
 @pytest.fixture
 def scenario(demo):
-    """The demo plus the report rows (stand-in for ingest + reconcile, see report_data)."""
+    """The demo plus sales uploaded and reconciled through the real paths (see report_data)."""
     return report_scenario()

@@ -1,252 +1,149 @@
-"""STAND-IN data builder for the report tests, until ingest and reconcile are merged.
+"""Data builder for the report tests: every row comes from the real paths.
 
-The sales ingest (``sales.ingest.sale_batch_ingest``, the POS batch API) and the Celery
-reconciliation (stock and balance ledgers, rule flags, negative-stock events, sequence
-gaps, quarantine) are being written on other branches. The reports only read the rows
-those services write, so until they are merged the report tests create those rows here,
-shaped exactly as the services will:
+Sales are sale objects as terminals send them (``docs/pos-sync-api.md`` §4), posted with
+the real ingest (``sales.ingest.sale_batch_ingest`` for offline batches,
+``sale_online_record`` for online sales) and then reconciled by the real reconcile
+service (``sales.reconcile.sales_reconcile``); the builder checks that every sale it
+stored ends up with ``reconciled_at``. So stock and balance ledgers, negative-stock
+events, flags, comandas and sequence gaps are what reconciliation computed, quarantine
+rows are what the ingest kept of rejected sales, and the terminals' sync state is what
+uploads and the real heartbeat service left on them.
 
-- a sale as ingest stores it: ``Sale`` keyed by the terminal's UUID, ``business_date``
-  the Bogotá day of ``occurred_at``, ``payload_hash`` of the canonical payload, lines and
-  payments by position, the terminal's ``last_seen_at``/``last_upload_at`` bumped;
-- reconciliation's effects through the REAL ledger writers (``stock_movements_post``,
-  ``balance_movements_post``): a ``sale`` stock movement per tracked line and a ``sale``
-  balance movement per payGO payment, then ``reconciled_at``;
-- flags as ``SaleFlag(sale, code, detail)``, one per code;
-- negative-stock events found by walking the node's stock ledger in time-of-sale order,
-  identified by the sale that first took stock below zero (as the model documents);
-- quarantine rows with the raw payload, the errors list and comma-joined ``error_codes``;
-- sequence gaps and the heartbeat's ``reported_*`` fields on the terminal.
+Reconciliation is called directly rather than left to the on-commit Celery task: the
+report tests run inside a transaction that never commits (on-commit callbacks do not
+fire there). In transactional tests (the browser ones) the eager task has already run
+and the direct call finds nothing left to do.
 
-Everything lives in this one module on purpose: once the real services are on the
-branch, replace these bodies with calls to them (post a batch through
-``sale_batch_ingest``, run the reconcile task eagerly, post a heartbeat) and keep the
-signatures, so the report tests do not change.
+The only thing faked is the clock of a heartbeat: the heartbeat service stamps
+``last_seen_at`` with the server's "now", and the scenario needs APs heard from minutes
+or hours ago (to be silent or not), so it runs the real service with "now" set to then.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
-from django.db import transaction
+from django.contrib.auth import get_user_model
 from django.db.models import Max
 from django.utils import timezone
 
-from billing.ledger import balance_movements_post
-from billing.models import BalanceMovement, BalanceMovementKind, Customer
-from inventory.ledger import stock_movements_post
-from inventory.models import NegativeStockEvent, NodeStock, Product, StockMovement, StockMovementKind
-from nodes.models import Node, Terminal
-from paygo.reporting import BUSINESS_TZ
-from sales.models import (
-    FlagCode,
-    Payment,
-    PaymentMethod,
-    QuarantinedSale,
-    QuarantineStatus,
-    Sale,
-    SaleFlag,
-    SaleLine,
-    SequenceGap,
-)
+from billing.models import Customer
+from inventory.models import NegativeStockEvent, NodeStock, Product
+from nodes.models import Terminal
+from nodes.roles import FINANCE_GROUP
+from nodes.services import terminal_heartbeat_record as heartbeat_service
+from sales.ingest import BatchResult, sale_batch_ingest, sale_online_record
+from sales.models import QuarantinedSale, QuarantineStatus, Sale
+from sales.quarantine import quarantined_sale_discard
+from sales.reconcile import sales_reconcile
+
+Line = tuple[Product, Decimal | int] | tuple[Product, Decimal | int, Decimal]
 
 
-def _money(value: Decimal) -> str:
+def _money(value: Decimal | int) -> str:
     return f"{Decimal(value):.2f}"
 
 
-@transaction.atomic
+def sale_payload(
+    *,
+    seq: int,
+    occurred_at: datetime,
+    lines: list[Line] | list[dict[str, str]],
+    customer: Customer | str | None = None,
+    payments: list[tuple[str, Decimal | int]] | None = None,
+    offline: bool = True,
+    known_balance: Decimal | None = None,
+    sale_id: str | None = None,
+) -> dict[str, Any]:
+    """A sale object as a terminal sends it. ``lines`` are ``(product, quantity[, price])``
+    (catalog price by default) or raw line objects; ``payments`` default to the total in
+    payGO with a customer, in cash without one."""
+    if lines and isinstance(lines[0], dict):
+        raw_lines = list(lines)
+    else:
+        raw_lines = [
+            {
+                "sku": product.sku,
+                "quantity": str(quantity),
+                "unit_price": _money(rest[0] if rest else product.price),
+            }
+            for product, quantity, *rest in lines
+        ]
+    total = sum((Decimal(line["quantity"]) * Decimal(line["unit_price"]) for line in raw_lines), Decimal("0"))
+    if payments is None:
+        payments = [("paygo" if customer else "cash", total)]
+    return {
+        "id": sale_id or str(uuid.uuid4()),
+        "seq": seq,
+        "occurred_at": occurred_at.isoformat(),
+        "offline": offline,
+        "customer": customer.code if isinstance(customer, Customer) else customer,
+        "lines": raw_lines,
+        "payments": [{"method": method, "amount": _money(amount)} for method, amount in payments],
+        "known_balance": _money(known_balance) if known_balance is not None else None,
+    }
+
+
+def sales_reconciled(sale_ids: list[str]) -> None:
+    """Run the real reconciliation on these sales and check it really ran."""
+    if not sale_ids:
+        return
+    sales_reconcile(sale_ids=sale_ids)
+    left = list(Sale.objects.filter(pk__in=sale_ids, reconciled_at__isnull=True).values_list("pk", flat=True))
+    assert not left, f"sales not reconciled: {left}"
+
+
+def sales_upload(
+    *, terminal: Terminal, sales: list[dict[str, Any]], received_at: datetime | None = None
+) -> BatchResult:
+    """Post an offline batch through the real ingest, then reconcile what it accepted."""
+    result = sale_batch_ingest(
+        terminal=terminal, batch_id=str(uuid.uuid4()), sales=sales, received_at=received_at or timezone.now()
+    )
+    sales_reconciled([r["id"] for r in result.results if r["status"] == "accepted"])
+    return result
+
+
+def _next_seq(terminal: Terminal) -> int:
+    return (Sale.objects.filter(terminal=terminal).aggregate(m=Max("seq"))["m"] or 0) + 1
+
+
 def sale_record(
     *,
     terminal: Terminal,
     occurred_at: datetime,
-    lines: list[tuple[Product, Decimal | int] | tuple[Product, Decimal | int, Decimal]],
+    lines: list[Line],
     customer: Customer | None = None,
     payments: list[tuple[str, Decimal]] | None = None,
     offline: bool = True,
-    flags: list[str] | tuple[str, ...] = (),
     seq: int | None = None,
     received_at: datetime | None = None,
     known_balance: Decimal | None = None,
-    reconcile: bool = True,
 ) -> Sale:
-    """Store one sale as ingest would, and (``reconcile``) apply it as reconciliation would."""
-    received_at = received_at or timezone.now()
-    if seq is None:
-        seq = (Sale.objects.filter(terminal=terminal).aggregate(m=Max("seq"))["m"] or 0) + 1
-    priced = [(p, Decimal(q), Decimal(rest[0]) if rest else p.price) for p, q, *rest in lines]
-    total = sum((q * price for _, q, price in priced), Decimal("0"))
-    if payments is None:
-        payments = [(PaymentMethod.PAYGO if customer else PaymentMethod.CASH, total)]
-    sale_id = uuid.uuid4()
-    payload = {
-        "id": str(sale_id),
-        "seq": seq,
-        "occurred_at": occurred_at.isoformat(),
-        "offline": offline,
-        "customer": customer.code if customer else None,
-        "lines": [{"sku": p.sku, "quantity": str(q), "unit_price": _money(price)} for p, q, price in priced],
-        "payments": [{"method": m, "amount": _money(a)} for m, a in payments],
-    }
-    sale = Sale.objects.create(
-        id=sale_id,
-        institution=terminal.node.institution,
-        node=terminal.node,
-        terminal=terminal,
-        customer=customer,
-        seq=seq,
+    """One sale through the real ingest (a batch of one, or the online endpoint's
+    service), reconciled. Fails if the ingest does not accept it."""
+    payload = sale_payload(
+        seq=_next_seq(terminal) if seq is None else seq,
         occurred_at=occurred_at,
-        received_at=received_at,
-        business_date=occurred_at.astimezone(BUSINESS_TZ).date(),
+        lines=lines,
+        customer=customer,
+        payments=payments,
         offline=offline,
-        total=total,
         known_balance=known_balance,
-        payload_hash=hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(),
     )
-    sale_lines = SaleLine.objects.bulk_create(
-        [
-            SaleLine(sale=sale, position=i, product=p, quantity=q, unit_price=price, total=q * price)
-            for i, (p, q, price) in enumerate(priced)
-        ]
-    )
-    sale_payments = Payment.objects.bulk_create(
-        [Payment(sale=sale, position=i, method=m, amount=Decimal(a)) for i, (m, a) in enumerate(payments)]
-    )
-    Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=received_at, last_upload_at=received_at)
-    if reconcile:
-        stock_movements_post(
-            movements=[
-                StockMovement(
-                    node=terminal.node,
-                    product=line.product,
-                    kind=StockMovementKind.SALE,
-                    quantity=-line.quantity,
-                    occurred_at=occurred_at,
-                    sale_line=line,
-                )
-                for line in sale_lines
-                if line.product.tracks_inventory
-            ]
-        )
-        balance_movements_post(
-            movements=[
-                BalanceMovement(
-                    customer=customer,
-                    kind=BalanceMovementKind.SALE,
-                    amount=-payment.amount,
-                    occurred_at=occurred_at,
-                    payment=payment,
-                )
-                for payment in sale_payments
-                if payment.method == PaymentMethod.PAYGO and payment.amount > 0
-            ]
-        )
-        Sale.objects.filter(pk=sale.pk).update(reconciled_at=timezone.now())
-    for code in flags:
-        SaleFlag.objects.get_or_create(sale=sale, code=code, defaults={"detail": {}})
-    return sale
-
-
-@transaction.atomic
-def negative_stock_events_detect(*, node: Node, product: Product) -> list[NegativeStockEvent]:
-    """Walk the node's ledger for the product in time-of-sale order and record each period
-    below zero, as reconciliation does; flags its sales ``negative_stock``."""
-    movements = (
-        StockMovement.objects.filter(node=node, product=product)
-        .select_related("sale_line__sale")
-        .order_by("occurred_at", "sale_line__sale__terminal_id", "sale_line__sale__seq", "id")
-    )
-    running = Decimal("0")
-    events = []
-    current: dict[str, Any] | None = None
-    for movement in movements:
-        before = running
-        running += movement.quantity
-        sale = movement.sale_line.sale if movement.sale_line_id else None
-        if current is None and running < 0 and sale is not None:
-            current = {
-                "starting_sale": sale,
-                "started_at": movement.occurred_at,
-                "quantity_before": before,
-                "quantity_after": running,
-                "lowest": running,
-                "sales": [sale],
-                "ended_at": None,
-            }
-        elif current is not None and running < 0:
-            current["lowest"] = min(current["lowest"], running)
-            if sale is not None and sale not in current["sales"]:
-                current["sales"].append(sale)
-        elif current is not None and running >= 0:
-            current["ended_at"] = movement.occurred_at
-            events.append(current)
-            current = None
-    if current is not None:
-        events.append(current)
-
-    recorded = []
-    for spec in events:
-        event, _ = NegativeStockEvent.objects.update_or_create(
-            node=node,
-            product=product,
-            starting_sale=spec["starting_sale"],
-            defaults={
-                "started_at": spec["started_at"],
-                "quantity_before": spec["quantity_before"],
-                "quantity_after": spec["quantity_after"],
-                "lowest_quantity": spec["lowest"],
-                "ended_at": spec["ended_at"],
-            },
-        )
-        event.sales.set(spec["sales"])
-        for sale in spec["sales"]:
-            SaleFlag.objects.get_or_create(
-                sale=sale,
-                code=FlagCode.NEGATIVE_STOCK,
-                defaults={"detail": {"sku": product.sku, "node": node.code}},
-            )
-        recorded.append(event)
-    return recorded
-
-
-def sequence_gap_record(*, terminal: Terminal, first_missing: int, last_missing: int) -> SequenceGap:
-    return SequenceGap.objects.create(terminal=terminal, first_missing=first_missing, last_missing=last_missing)
-
-
-def quarantined_sale_record(
-    *,
-    terminal: Terminal,
-    errors: list[dict[str, str]],
-    payload: dict[str, Any] | None = None,
-    received_at: datetime | None = None,
-    status: str = QuarantineStatus.PENDING,
-) -> QuarantinedSale:
-    """A rejected sale kept whole, as ingest quarantines it."""
-    payload = payload or {
-        "id": str(uuid.uuid4()),
-        "seq": 999,
-        "occurred_at": timezone.now().isoformat(),
-        "offline": True,
-        "customer": None,
-        "lines": [{"sku": "SKU-NO-EXISTE", "quantity": "1", "unit_price": "1000.00"}],
-        "payments": [{"method": "cash", "amount": "1000.00"}],
-    }
-    return QuarantinedSale.objects.create(
-        sale_id=str(payload.get("id", "")),
-        terminal=terminal,
-        raw_payload=payload,
-        errors=errors,
-        error_codes=",".join(sorted({e["code"] for e in errors})),
-        received_at=received_at or timezone.now(),
-        status=status,
-    )
+    if offline:
+        (outcome,) = sales_upload(terminal=terminal, sales=[payload], received_at=received_at).results
+        assert outcome["status"] == "accepted", outcome
+    else:
+        # Online sales happen now: received within the clock tolerance of their time.
+        sale_online_record(terminal=terminal, sale=payload, received_at=received_at or occurred_at)
+        sales_reconciled([payload["id"]])
+    return Sale.objects.get(pk=payload["id"])
 
 
 def terminal_heartbeat_record(
@@ -257,13 +154,27 @@ def terminal_heartbeat_record(
     last_seq: int | None = None,
     balances_age_seconds: int | None = None,
 ) -> None:
-    """What a heartbeat (or any authenticated request) leaves on the terminal."""
-    Terminal.objects.filter(pk=terminal.pk).update(
-        last_seen_at=seen_at,
-        reported_pending_sales=pending_sales,
-        reported_last_seq=last_seq,
-        reported_balances_age_seconds=balances_age_seconds,
-    )
+    """The real heartbeat service, as it ran at ``seen_at`` (None: now)."""
+
+    def send() -> None:
+        heartbeat_service(
+            terminal=terminal,
+            pending_sales=pending_sales,
+            last_seq=last_seq,
+            balances_cursor_age_seconds=balances_age_seconds,
+        )
+
+    if seen_at is None:
+        send()
+    else:
+        with mock.patch("django.utils.timezone.now", return_value=seen_at):
+            send()
+
+
+def _quarantined(terminal: Terminal, result: BatchResult, index: int) -> QuarantinedSale:
+    outcome = result.results[index]
+    assert outcome["status"] == "rejected", outcome
+    return QuarantinedSale.objects.get(terminal=terminal, sale_id=outcome["id"], status=QuarantineStatus.PENDING)
 
 
 # --- The scenario most report tests share -------------------------------------------------------
@@ -281,11 +192,24 @@ class ReportScenario:
 
 
 def report_scenario() -> ReportScenario:
-    """On top of the demo: negative stock at N1 (sandwiches, two APs) and N3, overdrafts,
-    other flags, quarantine, sequence gaps, and APs in and out of contact.
+    """On top of the demo, uploaded by the demo's APs and reconciled:
 
-    Times are a few hours before now, so every sale is recent; tests derive days from the
-    sales themselves (``business_date``), never from the clock.
+    - N1 (both offline flags on, 4 sandwiches): Caja 2 uploads at −2 h a blocked product
+      sold to Ana and 3 sandwiches; Caja 1 uploads at −15 min (arrival after Caja 2, sales
+      from before and after it): 3 sandwiches at −3 h (stock 4 → 1), three cash sales,
+      1 sandwich at −1 h (→ −3), Tomás's juices beyond his overdraft, and a sale with an
+      unknown product and customer (quarantined, seq 10). Its seq 5–7 are still on the
+      register. Then an online sale (seq 11) and a heartbeat at −2 min; Caja 2's last
+      heartbeat was at −2 h.
+    - N2 (offline flags off): Samuel pays with payGO offline (balance not verified, below
+      zero within his overdraft) and a bottle of water is sold offline (closed inventory).
+    - N3 (flags on, 5 «sándwich cubano»): Caja 1 sells 6 (→ −1) and a sale whose payments
+      do not add up (quarantined); later it resends the first sale's id with other content
+      (quarantined as a conflict, discarded by finance). Caja 2: an employee goes below
+      zero within her overdraft (no flag: the node uses the last balance).
+
+    Times are before now, so every sale is recent; tests derive days from the sales
+    themselves (``business_date``), never from the clock.
     """
     now = timezone.now()
     t = {x.code: x for x in Terminal.objects.all()}
@@ -293,109 +217,116 @@ def report_scenario() -> ReportScenario:
     c = {x.code: x for x in Customer.objects.all()}
     s = ReportScenario(now=now, terminals=t, products=p, customers=c)
 
-    # N1 has 4 sandwiches: 3 + 3 + 1 sold offline on two registers → -3 (value 3 × 6.500).
-    s.sales["n1_first"] = sale_record(
-        terminal=t["N1-CAJA-01"], occurred_at=now - timedelta(hours=3), lines=[(p["SKU-SANDWICH"], 3)]
-    )
-    s.sales["n1_below"] = sale_record(
-        terminal=t["N1-CAJA-02"], occurred_at=now - timedelta(hours=2), lines=[(p["SKU-SANDWICH"], 3)]
-    )
-    s.sales["n1_lowest"] = sale_record(
-        terminal=t["N1-CAJA-01"], occurred_at=now - timedelta(hours=1), lines=[(p["SKU-SANDWICH"], 1)]
-    )
-    (s.events["n1_sandwich"],) = negative_stock_events_detect(node=t["N1-CAJA-01"].node, product=p["SKU-SANDWICH"])
-    # N3 has 5 «sándwich cubano»: 6 sold offline → -1 (value 9.500).
-    s.sales["n3_below"] = sale_record(
-        terminal=t["N3-CAJA-01"], occurred_at=now - timedelta(hours=2, minutes=30), lines=[(p["AND-SANDWICH"], 6)]
-    )
-    (s.events["n3_sandwich"],) = negative_stock_events_detect(node=t["N3-CAJA-01"].node, product=p["AND-SANDWICH"])
+    def ago(**delta: int) -> datetime:
+        return now - timedelta(**delta)
 
-    # Overdrafts: Tomás (-4.500, cupo 5.000) buys 6.000 offline → -10.500, 5.500 beyond his limit.
-    s.sales["overdraft"] = sale_record(
-        terminal=t["N1-CAJA-01"],
-        occurred_at=now - timedelta(minutes=50),
+    # --- N1 Caja 2: uploads at −2 h, then silent.
+    blocked = sale_payload(
+        seq=1,
+        occurred_at=ago(hours=2, minutes=20),
+        customer=c["C-000123"],
+        lines=[(p["SKU-GASEOSA"], 1)],
+        known_balance=Decimal("12000"),
+    )
+    n1_below = sale_payload(seq=2, occurred_at=ago(hours=2, minutes=10), lines=[(p["SKU-SANDWICH"], 3)])
+    sales_upload(terminal=t["N1-CAJA-02"], sales=[blocked, n1_below], received_at=ago(hours=2))
+    terminal_heartbeat_record(
+        terminal=t["N1-CAJA-02"], seen_at=ago(hours=2), pending_sales=9, last_seq=11, balances_age_seconds=7300
+    )
+
+    # --- N1 Caja 1: back online at −15 min, uploads its offline sales.
+    n1_first = sale_payload(seq=1, occurred_at=ago(hours=3), lines=[(p["SKU-SANDWICH"], 3)])
+    cash = [
+        sale_payload(seq=seq, occurred_at=ago(hours=2, minutes=50 - 10 * (seq - 2)), lines=[(p["SKU-FRUTA"], 1)])
+        for seq in (2, 3, 4)
+    ]
+    n1_lowest = sale_payload(seq=8, occurred_at=ago(hours=1), lines=[(p["SKU-SANDWICH"], 1)])
+    overdraft = sale_payload(
+        seq=9,
+        occurred_at=ago(minutes=50),
         customer=c["C-000200"],
         lines=[(p["SKU-JUGO"], 2)],
         known_balance=Decimal("-4500"),
-        flags=[FlagCode.OVERDRAFT_EXCEEDED],
     )
-    # An Andina employee with no overdraft sells offline on a stale balance → -2.000ish.
+    unknown = sale_payload(
+        seq=10,
+        occurred_at=ago(minutes=40),
+        customer="C-<b>ñandú</b>",
+        lines=[{"sku": "SKU-NO-EXISTE", "quantity": "1", "unit_price": "1000.00"}],
+        payments=[("cash", Decimal("1000"))],
+    )
+    caja1 = sales_upload(
+        terminal=t["N1-CAJA-01"], sales=[n1_first, *cash, n1_lowest, overdraft, unknown], received_at=ago(minutes=15)
+    )
+    s.quarantined["unknown_product"] = _quarantined(t["N1-CAJA-01"], caja1, 6)
+    online = sale_payload(seq=11, occurred_at=ago(minutes=10), lines=[(p["SKU-FRUTA"], 1)], offline=False)
+    sale_online_record(terminal=t["N1-CAJA-01"], sale=online, received_at=ago(minutes=10) + timedelta(seconds=5))
+    sales_reconciled([online["id"]])
+    terminal_heartbeat_record(
+        terminal=t["N1-CAJA-01"], seen_at=ago(minutes=2), pending_sales=3, last_seq=11, balances_age_seconds=280
+    )
+
+    # --- N2 (offline flags off): uploads now.
+    unverified = sale_payload(
+        seq=1,
+        occurred_at=ago(minutes=35),
+        customer=c["C-000005"],
+        lines=[(p["SKU-JUGO"], 3)],
+        known_balance=Decimal("5000"),
+    )
+    n2_offline = sale_payload(seq=2, occurred_at=ago(minutes=20), lines=[(p["SKU-AGUA"], 1)])
+    sales_upload(terminal=t["N2-CAJA-01"], sales=[unverified, n2_offline])
+
+    # --- N3 Caja 1: a batch at −20 min, a bad resend at −5 min, a heartbeat at −1 min.
+    n3_below = sale_payload(seq=1, occurred_at=ago(hours=2, minutes=30), lines=[(p["AND-SANDWICH"], 6)])
+    totals = sale_payload(seq=2, occurred_at=ago(hours=2), lines=[(p["AND-PAN"], 2)], payments=[("cash", 2000)])
+    n3 = sales_upload(terminal=t["N3-CAJA-01"], sales=[n3_below, totals], received_at=ago(minutes=20))
+    s.quarantined["totals"] = _quarantined(t["N3-CAJA-01"], n3, 1)
+    resent = {**n3_below, "lines": [{**n3_below["lines"][0], "quantity": "5"}]}
+    conflict = sales_upload(terminal=t["N3-CAJA-01"], sales=[resent], received_at=ago(minutes=5))
+    finance = get_user_model().objects.filter(groups__name=FINANCE_GROUP).order_by("pk").first()
+    s.quarantined["discarded"] = quarantined_sale_discard(
+        quarantined=_quarantined(t["N3-CAJA-01"], conflict, 0),
+        user=finance,
+        note="Reenvío con otro contenido; la venta original ya está registrada",
+    )
+    terminal_heartbeat_record(terminal=t["N3-CAJA-01"], seen_at=ago(minutes=1), pending_sales=0)
+
+    # --- N3 Caja 2: an employee below zero within her overdraft (uploads now).
     employee = c["E-000001"]
-    employee.refresh_from_db()
-    cups = math.ceil((employee.balance + Decimal("2000")) / p["AND-CAFE"].price)
-    s.sales["unverified"] = sale_record(
-        terminal=t["N3-CAJA-02"],
-        occurred_at=now - timedelta(minutes=40),
+    cups = 10  # 15.000 − 10 × 1.800 = −3.000, within her 5.000 overdraft
+    within = sale_payload(
+        seq=1,
+        occurred_at=ago(minutes=40),
         customer=employee,
         lines=[(p["AND-CAFE"], cups)],
-        flags=[FlagCode.BALANCE_UNVERIFIED],
+        known_balance=employee.balance,
     )
-    # Ana Pérez buys a blocked product offline at N1; a deferred, not-allowed one at N2.
-    s.sales["blocked"] = sale_record(
-        terminal=t["N1-CAJA-02"],
-        occurred_at=now - timedelta(minutes=30),
-        customer=c["C-000123"],
-        lines=[(p["SKU-GASEOSA"], 1)],
-        flags=[FlagCode.BLOCKED_PRODUCT],
-    )
-    s.sales["n2_offline"] = sale_record(
-        terminal=t["N2-CAJA-01"],
-        occurred_at=now - timedelta(minutes=20),
-        lines=[(p["SKU-AGUA"], 1)],
-        flags=[FlagCode.OFFLINE_NOT_ALLOWED, FlagCode.INVOICE_DEFERRED],
-    )
-    s.sales["online"] = sale_record(
-        terminal=t["N1-CAJA-01"], occurred_at=now - timedelta(minutes=10), lines=[(p["SKU-FRUTA"], 1)], offline=False
-    )
-    for code in ("C-000200", "E-000001", "C-000123"):
-        c[code].refresh_from_db()
+    sales_upload(terminal=t["N3-CAJA-02"], sales=[within])
 
-    s.quarantined["unknown_product"] = quarantined_sale_record(
-        terminal=t["N1-CAJA-01"],
-        errors=[
-            {"code": "unknown_product", "field": "lines[0].sku", "message": "Producto «SKU-NO-EXISTE» desconocido"}
-        ],
-        payload={
-            "id": str(uuid.uuid4()),
-            "seq": 8,
-            "occurred_at": (now - timedelta(hours=4)).isoformat(),
-            "offline": True,
-            "customer": "C-<b>ñandú</b>",
-            "lines": [{"sku": "SKU-NO-EXISTE", "quantity": "1", "unit_price": "1000.00"}],
-            "payments": [{"method": "cash", "amount": "1000.00"}],
-        },
-    )
-    s.quarantined["totals"] = quarantined_sale_record(
-        terminal=t["N3-CAJA-01"],
-        errors=[{"code": "totals_mismatch", "field": "payments", "message": "Los pagos no suman el total"}],
-    )
-    s.quarantined["discarded"] = quarantined_sale_record(
-        terminal=t["N3-CAJA-01"],
-        errors=[{"code": "conflict", "field": "id", "message": "Mismo id con otro contenido"}],
-        status=QuarantineStatus.DISCARDED,
-    )
+    keys = {
+        "blocked": blocked,
+        "n1_below": n1_below,
+        "n1_first": n1_first,
+        "n1_cash_2": cash[0],
+        "n1_cash_3": cash[1],
+        "n1_cash_4": cash[2],
+        "n1_lowest": n1_lowest,
+        "overdraft": overdraft,
+        "online": online,
+        "unverified": unverified,
+        "n2_offline": n2_offline,
+        "n3_below": n3_below,
+        "within_limit": within,
+    }
+    stored = Sale.objects.in_bulk([payload["id"] for payload in keys.values()], field_name="id")
+    s.sales = {key: stored[uuid.UUID(payload["id"])] for key, payload in keys.items()}
+    assert Sale.objects.count() == len(s.sales)
+    assert not Sale.objects.filter(reconciled_at__isnull=True).exists()
 
-    sequence_gap_record(terminal=t["N1-CAJA-01"], first_missing=5, last_missing=7)
-    sequence_gap_record(terminal=t["N1-CAJA-01"], first_missing=10, last_missing=10)
-    # Heartbeats last: uploads above bumped last_seen_at.
-    terminal_heartbeat_record(
-        terminal=t["N1-CAJA-01"],
-        seen_at=now - timedelta(minutes=2),
-        pending_sales=3,
-        last_seq=12,
-        balances_age_seconds=280,
-    )
-    terminal_heartbeat_record(
-        terminal=t["N1-CAJA-02"],
-        seen_at=now - timedelta(hours=2),
-        pending_sales=9,
-        last_seq=4,
-        balances_age_seconds=7300,
-    )
-    terminal_heartbeat_record(terminal=t["N3-CAJA-01"], seen_at=now - timedelta(minutes=1), pending_sales=0)
-    for terminal in t.values():
-        terminal.refresh_from_db()
-    for event in s.events.values():
-        event.refresh_from_db()
+    s.events["n1_sandwich"] = NegativeStockEvent.objects.get(node=t["N1-CAJA-01"].node, product=p["SKU-SANDWICH"])
+    s.events["n3_sandwich"] = NegativeStockEvent.objects.get(node=t["N3-CAJA-01"].node, product=p["AND-SANDWICH"])
+    for obj in (*t.values(), *c.values(), *s.quarantined.values()):
+        obj.refresh_from_db()
     assert NodeStock.objects.get(node=t["N1-CAJA-01"].node, product=p["SKU-SANDWICH"]).quantity == -3
     return s

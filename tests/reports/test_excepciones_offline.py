@@ -12,8 +12,11 @@ def test_lists_every_flag_with_counts_chart_and_links(client, finance_user, scen
     client.force_login(finance_user)
     response = client.get(URL)
     page = response.content.decode()
-    # 3 negative_stock + overdraft + unverified + blocked + 2 on the N2 sale
-    assert response.context["row_count"] == 8
+    # What reconciliation and the ingest flagged: 3 negative_stock (N1 below and lowest,
+    # N3), overdraft_exceeded (Tomás), balance_unverified (N2, payGO offline),
+    # blocked_product (Ana), offline_not_allowed (N2, closed inventory). No flag on the
+    # cash sales, the online sale, nor the employee still within her overdraft.
+    assert response.context["row_count"] == 7
     assert response.context["distinct_sales"] == 7
     assert "Producto bloqueado" in page
     assert "Ana Pérez" in page
@@ -22,7 +25,9 @@ def test_lists_every_flag_with_counts_chart_and_links(client, finance_user, scen
     assert "Alertas por tipo" in page
     by_code = dict(response.context["counts_by_node"])
     assert by_code["N1 — Cafetería Central"] == 4
-    assert scenario.sales["online"].pk not in {row.sale_id for row in response.context["page_obj"]}
+    flagged = {row.sale_id for row in response.context["page_obj"]}
+    for key in ("online", "n1_first", "n1_cash_2", "within_limit"):
+        assert scenario.sales[key].pk not in flagged
 
 
 def test_filters_by_flag_node_terminal_customer_day_and_offline(client, finance_user, scenario):
@@ -38,21 +43,20 @@ def test_filters_by_flag_node_terminal_customer_day_and_offline(client, finance_
     assert count(q="ana pérez") == 1
     assert count(q=str(scenario.sales["overdraft"].pk)) == 1
     assert count(offline="0") == 0
-    assert count(institution=scenario.terminals["N3-CAJA-01"].node.institution.pk) == 2
-    day = scenario.sales["blocked"].business_date.isoformat()
-    same_day = sum(
-        1
-        for key in ("n1_below", "n1_lowest", "n3_below", "overdraft", "unverified", "blocked")
-        if scenario.sales[key].business_date.isoformat() == day
-    ) + 2 * (scenario.sales["n2_offline"].business_date.isoformat() == day)
-    assert count(date_from=day, date_to=day) == same_day
+    assert count(institution=scenario.terminals["N3-CAJA-01"].node.institution.pk) == 1
+    assert count(flag=FlagCode.BALANCE_UNVERIFIED) == 1
+    assert count(flag=FlagCode.OFFLINE_NOT_ALLOWED) == 1
+    day = scenario.sales["blocked"].business_date
+    flagged = ("n1_below", "n1_lowest", "n3_below", "overdraft", "unverified", "blocked", "n2_offline")
+    same_day = sum(1 for key in flagged if scenario.sales[key].business_date == day)
+    assert count(date_from=day.isoformat(), date_to=day.isoformat()) == same_day
     assert count(date_from="2001-01-01", date_to="2001-01-31") == 0
 
 
 def test_sorting_by_customer(client, finance_user, scenario):
     client.force_login(finance_user)
     rows = client.get(URL, {"o": "-sale__customer__code", "q": "C-0"}).context["page_obj"]
-    assert [r.sale.customer.code for r in rows] == ["C-000200", "C-000123"]
+    assert [r.sale.customer.code for r in rows] == ["C-000200", "C-000123", "C-000005"]
 
 
 def test_exports_match_the_filtered_rows(client, finance_user, scenario):

@@ -11,13 +11,22 @@ def test_customers_below_zero_with_amounts_and_flagged_sales(client, finance_use
     client.force_login(finance_user)
     response = client.get(URL)
     rows = {c.code: c for c in response.context["page_obj"]}
+    # Tomás (-4.500, cupo 5.000) bought 6.000 offline: the balance ledger says -10.500.
     tomas = rows["C-000200"]
     assert tomas.balance == Decimal("-10500")
     assert tomas.below_zero == Decimal("10500")
     assert tomas.over_limit == Decimal("5500")
     assert [s.pk for s in tomas.flagged_sales] == [scenario.sales["overdraft"].pk]
+    # Samuel (5.000, cupo 10.000) paid 9.000 offline at N2, which does not use the last
+    # balance: -4.000, within his overdraft, flagged «saldo no verificado».
+    samuel = rows["C-000005"]
+    assert samuel.balance == Decimal("-4000")
+    assert samuel.over_limit == 0
+    assert [s.pk for s in samuel.flagged_sales] == [scenario.sales["unverified"].pk]
+    # The employee went to -3.000 within her 5.000 overdraft at N3 (last balance on): no flag.
     employee = rows["E-000001"]
-    assert [s.pk for s in employee.flagged_sales] == [scenario.sales["unverified"].pk]
+    assert employee.balance == Decimal("-3000")
+    assert employee.flagged_sales == []
     assert "C-000123" not in rows  # Ana is still above zero
     page = response.content.decode()
     assert "-$ 10.500" in page
@@ -31,13 +40,15 @@ def test_exposure_per_node_and_total(client, finance_user, scenario):
     client.force_login(finance_user)
     exposure = client.get(URL).context["exposure"]
     by_node = {row["label"]: row for row in exposure["rows"]}
-    employee_below = -scenario.customers["E-000001"].balance
+    assert set(by_node) == {"N1 — Cafetería Central", "N2 — Tienda Bloque B"}
     assert by_node["N1 — Cafetería Central"]["exposure"] == Decimal("10500")
     assert by_node["N1 — Cafetería Central"]["over_limit"] == Decimal("5500")
-    assert by_node["N3 — Casino Planta Norte"]["exposure"] == employee_below
-    assert exposure["total"]["customers"] == 2
-    assert exposure["total"]["exposure"] == Decimal("10500") + employee_below
-    assert exposure["unflagged"]["customers"] == 0
+    assert by_node["N2 — Tienda Bloque B"]["exposure"] == Decimal("4000")
+    assert by_node["N2 — Tienda Bloque B"]["over_limit"] == 0
+    assert exposure["unflagged"]["customers"] == 1  # the employee
+    assert exposure["unflagged"]["exposure"] == Decimal("3000")
+    assert exposure["total"]["customers"] == 3
+    assert exposure["total"]["exposure"] == Decimal("17500")
 
 
 def test_filters(client, finance_user, scenario):
@@ -47,8 +58,9 @@ def test_filters(client, finance_user, scenario):
         return sorted(c.code for c in client.get(URL, params).context["page_obj"])
 
     assert codes(status="beyond") == ["C-000200"]
-    assert codes(status="within") == ["E-000001"]
-    assert codes(node=scenario.terminals["N3-CAJA-01"].node.pk) == ["E-000001"]
+    assert codes(status="within") == ["C-000005", "E-000001"]
+    assert codes(node=scenario.terminals["N2-CAJA-01"].node.pk) == ["C-000005"]
+    assert codes(node=scenario.terminals["N3-CAJA-01"].node.pk) == []  # below zero there, but no flagged sale
     assert codes(terminal=scenario.terminals["N1-CAJA-01"].pk) == ["C-000200"]
     assert codes(q="tomás") == ["C-000200"]
     assert codes(date_from="2001-01-01", date_to="2001-01-02") == []
@@ -66,4 +78,4 @@ def test_exports_with_totals(client, finance_user, scenario):
     assert Decimal(totals[header.index("Exceso sobre el cupo")]) == Decimal("5500")
     sheet = xlsx_rows(client.get(URL, {"format": "xlsx", "o": "balance"}).content)
     assert sheet[1][header.index("Saldo")] == -10500
-    assert sheet[-1][0] == "Total (2 filas)"
+    assert sheet[-1][0] == "Total (3 filas)"
