@@ -6,6 +6,7 @@ beyond what their indexes cover, so the index stays fast.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.urls import reverse
@@ -28,9 +29,17 @@ def dashboard_cards() -> list[dict[str, Any]]:
             "label": "Ventas sin conexión hoy",
             "figure": offline["count"],
             "detail": f"{offline['flagged']} con alertas · {today:%d/%m/%Y} (Bogotá)",
-            "url": reverse("admin:report_excepciones-offline")
+            # Every offline sale of the day, flagged or not: the Sales admin, with the
+            # sidebar's own filters (Excepciones offline lists only the flagged ones).
+            "url": reverse("admin:sales_sale_changelist")
             + "?"
-            + urlencode({"date_from": today.isoformat(), "date_to": today.isoformat(), "offline": "1"}),
+            + urlencode(
+                {
+                    "offline__exact": "1",
+                    "business_date__gte": today.isoformat(),
+                    "business_date__lt": (today + timedelta(days=1)).isoformat(),
+                }
+            ),
             "alert": offline["flagged"] > 0,
         },
         {

@@ -7,6 +7,7 @@ from openpyxl import load_workbook
 
 from inventory.models import NegativeStockStatus, NodeStock
 from nodes.roles import roles_apply
+from paygo.reporting import business_today
 from tests.reports.report_data import report_scenario
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -78,8 +79,14 @@ def test_finance_filters_exports_and_resolves_negative_stock(roles, demo, page, 
 
 
 def test_every_report_page_renders_for_finance(roles, demo, page, login, live_server, screenshot):
-    report_scenario()
+    scenario = report_scenario()
     login(demo["finance"]["username"], demo["finance"]["password"])
+    # The offline card opens every offline sale of the day, flagged or not.
+    today = business_today()
+    offline_today = [s for s in scenario.sales.values() if s.offline and s.business_date == today]
+    page.locator(".paygo-card", has_text="Ventas sin conexión hoy").click()
+    page.wait_for_url("**/admin/sales/sale/?*offline__exact=1*")
+    assert page.locator("#result_list tbody tr").count() == len(offline_today)
     for slug in ("excepciones-offline", "estado-sincronizacion", "sobregiros", "cuarentena"):
         page.goto(f"{live_server.url}/admin/reportes/{slug}/")
         assert page.locator("#result_list").count() == 1

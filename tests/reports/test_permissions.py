@@ -132,6 +132,13 @@ def test_dashboard_and_reports_section_on_the_index(client, finance_user, django
     assert cards["APs silenciosas"]["figure"] == 4
     assert cards["Ventas en cuarentena"]["figure"] == 2
     assert cards["Ventas sin conexión hoy"]["figure"] == len(today_offline)
+    # The offline card counts every offline sale of the day, flagged or not, and links
+    # to exactly those: the Sales admin filtered by offline and today.
+    offline_url = cards["Ventas sin conexión hoy"]["url"]
+    assert offline_url.startswith("/admin/sales/sale/?")
+    listed = client.get(offline_url)
+    assert listed.status_code == 200
+    assert {sale.pk for sale in listed.context["cl"].result_list} == {sale.pk for sale in today_offline}
     assert "/admin/reportes/inventario-negativo/?status=open" in page
     assert "/admin/reportes/cuarentena/?status=pending" in page
     assert 'href="/admin/reportes/"' in page
