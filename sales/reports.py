@@ -60,6 +60,17 @@ def _sale_link(sale) -> str:
 # --- Excepciones offline ----------------------------------------------------------------------
 
 
+def _flag_detail_text(detail: dict | None) -> str:
+    """What people read of a flag's detail: the rule's message (the ingest and
+    reconciliation write one, in Spanish); otherwise the detail as compact JSON."""
+    if not detail:
+        return ""
+    message = detail.get("message") if isinstance(detail, dict) else None
+    if isinstance(message, str) and message:
+        return message
+    return json.dumps(detail, ensure_ascii=False)
+
+
 class OfflineExceptionsFilterForm(ReportFilterForm):
     flag = forms.ChoiceField(label="Alerta", required=False, choices=[("", "Todas"), *FlagCode.choices])
     offline = forms.TypedChoiceField(
@@ -95,7 +106,7 @@ class OfflineExceptionsReport(Report):
             Column("sale__customer__name", "Nombre del cliente", order="sale__customer__name"),
             Column("sale__offline", "Sin conexión", BOOLEAN, order="sale__offline"),
             Column("sale__total", "Total de la venta", MONEY, order="sale__total"),
-            Column("detail", "Detalle", value=lambda f: json.dumps(f.detail, ensure_ascii=False) if f.detail else ""),
+            Column("detail", "Detalle", value=lambda f: _flag_detail_text(f.detail)),
             Column(
                 "sale_id",
                 "Venta",

@@ -72,6 +72,8 @@ def test_exports_match_the_filtered_rows(client, finance_user, scenario):
     assert row["Sin conexión"] == "Sí"
     assert Decimal(row["Total de la venta"]) == Decimal("2500.00")
     assert row["Venta"] == str(scenario.sales["blocked"].pk)
+    # The detail is the rule's message as the ingest wrote it, not the raw JSON.
+    assert row["Detalle"] == "El producto SKU-GASEOSA está bloqueado para este cliente."
 
     sheet = xlsx_rows(client.get(URL, {**params, "format": "xlsx"}).content)
     header, data = sheet[0], sheet[1:-1]
