@@ -30,7 +30,7 @@ def test_config_at_a_terminal_level_node_with_both_offline_flags_on(pos_client, 
     resolution = InvoiceResolution.objects.get(terminal__code="N1-CAJA-01", active=True)
 
     # When
-    with django_assert_max_num_queries(2):  # the key lookup and the resolution
+    with django_assert_max_num_queries(3):  # the key lookup, the resolution, its warnings
         response = client.get(CONFIG)
 
     # Then
