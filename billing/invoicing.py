@@ -142,6 +142,22 @@ def _unavailable_error(*, candidates: QuerySet[InvoiceResolution], on: date, cou
     )
 
 
+def invoice_unavailable_error(*, terminal: Terminal, on: date, count: int = 1) -> InvoiceError | None:
+    """Why ``terminal``'s sales on ``on`` cannot be numbered now, or ``None`` when they can.
+
+    The same choice of resolution as :func:`invoice_number_take` (and, at terminal level,
+    the register's own), without taking anything: the online path asks first so that a
+    sale breaking other rules lists this breach together with them and never consumes a
+    number. A concurrent sale may still take the last number between this check and the
+    take; the take then raises the same error. Read-only, no locks; one query when a
+    resolution is usable, two when not.
+    """
+    candidates = InvoiceResolution.objects.filter(_terminal_owner_filter(terminal), active=True)
+    if candidates.filter(_valid_on(on), _has_numbers(count)).exists():
+        return None
+    return _unavailable_error(candidates=candidates, on=on, count=count)
+
+
 # ---------------------------------------------------------------------------------------
 # Online numbering
 # ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billing.invoicing import invoicing_warnings_for_terminal, today_bogota
 from billing.models import InvoiceResolution
 from nodes.models import Node, NumberingLevel, Terminal
 from paygo.wire_format import business_time_str
@@ -53,20 +54,23 @@ def terminal_active_resolution(*, terminal: Terminal) -> InvoiceResolution | Non
 
 
 def invoicing_warnings_for(terminal: Terminal) -> list[str]:
-    """Messages (Spanish) about the terminal's invoicing the cashier should see.
+    """Messages (Spanish) about the terminal's invoicing the cashier should see, today.
 
-    Empty for now. Resolution alerts plug in here (a range close to exhaustion, a
-    resolution about to expire or already expired, terminal-level numbering without an
-    active resolution); ``GET /pos/config`` passes the list through unchanged.
+    The resolution that numbers the terminal's sales (its own, its node's or its
+    institution's, per the numbering level): a range at 90 % or more, exhausted, a
+    resolution expiring within 30 days or expired, or none at all
+    (:func:`billing.invoicing.invoicing_warnings_for_terminal`). Kitchen terminals: none.
+    ``GET /pos/config`` passes the list through unchanged. Read-only; one query when all
+    is well, two or three when it explains a missing resolution.
     """
-    return []
+    return invoicing_warnings_for_terminal(terminal=terminal, today=today_bogota())
 
 
 def terminal_config(*, terminal: Terminal) -> dict[str, Any]:
     """Everything ``GET /api/v1/pos/config`` answers, for ``terminal``.
 
     Expects ``terminal.node`` loaded (authentication selects it). Queries: one for the
-    resolution at terminal level, none otherwise.
+    resolution at terminal level, and one (more when something is wrong) for the warnings.
     """
     node = terminal.node
     invoicing: dict[str, Any] = {"numbering_level": node.invoice_numbering_level}

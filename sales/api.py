@@ -188,8 +188,9 @@ class SaleOnlineApi(APIView):
             422: _error_response(
                 "Rejected; `error.details.errors` lists every breach: insufficient_stock, product_blocked, "
                 "daily_max_exceeded, insufficient_balance, insufficient_units, invoice_range_exhausted, "
+                "invoice_resolution_expired, invoice_resolution_missing, "
                 "unknown_product, unknown_customer, totals_mismatch, invalid_quantity, malformed, conflict, "
-                "invalid_invoice_number."
+                "invalid_invoice_number. The top-level `error.code` is the first of them."
             ),
         },
     )

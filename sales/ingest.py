@@ -30,6 +30,7 @@ from django.db.models import Case, F, PositiveBigIntegerField, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from billing.invoicing import InvoiceError, invoice_number_take, invoice_unavailable_error
 from billing.ledger import balance_movements_post, unit_movements_post
 from billing.models import (
     BalanceMovement,
@@ -47,6 +48,7 @@ from nodes.models import NumberingLevel, Terminal
 from paygo.errors import ApplicationError
 from sales import tasks
 from sales.bulk_insert import rows_insert
+from sales.kitchen import ComandaSale, comandas_create
 from sales.locks import sale_rows_lock
 from sales.models import (
     InvoiceSource,
@@ -1077,16 +1079,32 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
 
     Raises :class:`SaleRejected` (``422``, every error listed) when the sale is malformed,
     refers to unknown data, or breaks a rule (stock, block, daily maximum, balance plus
-    overdraft, units); nothing is stored then (the sale did not happen, so it is not
-    quarantined). Locks (``sales.locks``): the customer row, then the node-stock rows of
-    its tracked products, by pk, so two sales of one customer or product are serialized
-    and cannot together exceed what one of them would be refused.
+    overdraft, units, an invoice range that cannot number it); nothing is stored then
+    (the sale did not happen, so it is not quarantined). Locks (``sales.locks``): the
+    customer row, then the node-stock rows of its tracked products, by pk, so two sales
+    of one customer or product are serialized and cannot together exceed what one of
+    them would be refused.
+
+    Invoicing (``billing.invoicing``): at node and institution level the server numbers
+    the sale with :func:`~billing.invoicing.invoice_number_take` as the LAST write of the
+    transaction, after every rule passed and every other row was written. So a rejected
+    sale never consumes a number, a rollback gives it back, the resolution row lock (which
+    serializes every online sale of that owner) is held for the shortest time, and it is
+    always taken after the customer, node-stock and balance-feed locks — the same order as
+    reconciliation, which locks resolutions last for deferred numbering (no deadlock
+    cycle). At terminal level the register numbers the sale itself: the number is checked
+    exactly as in a batch (own resolution, in range, valid on the sale's date, unused) and
+    ``next_number`` moves past it. A terminal-level sale sent without a number is accepted
+    unnumbered, as offline, unless the register's range could not have numbered it
+    (exhausted, expired, missing): then it is refused with that code.
 
     Idempotent by sale id: the same sale again returns the stored one (``created=False``);
     the same id with other content raises ``conflict``. Side effects in the same
     transaction: the sale, lines, payments and flags; stock, balance and unit movements
-    through the ledgers; the terminal's ``last_seen_at``; on commit, reconciliation is
-    enqueued (it computes the remaining effects and skips the movements already posted).
+    through the ledgers; its comanda (the kitchen sees an online sale at once, ``late``
+    false); the resolution's ``next_number``; the terminal's ``last_seen_at``; on commit,
+    reconciliation is enqueued (it computes the remaining effects and skips what is
+    already there: movements, comanda, invoice).
     """
     received_at = received_at or timezone.now()
     if isinstance(sale, (dict, list)) and json_depth(sale) > MAX_REQUEST_DEPTH:
@@ -1112,8 +1130,9 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
             return _online_replay(parsed, stored[parsed.id], terminal, sale_get_for_terminal)
 
         errors = _sale_check(parsed, ctx, online=True)
+        invoice_error = _online_invoice_precheck(parsed, terminal)
         if errors:
-            raise SaleRejected(errors)
+            raise SaleRejected(errors + ([invoice_error] if invoice_error else []))
         facts_kwargs: dict[str, Any] = {"stock": locked.stock}
         if parsed.customer is not None:
             spent = Sale.objects.filter(customer=parsed.customer, business_date=parsed.business_date).aggregate(
@@ -1128,6 +1147,8 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
             )
         breaches = sale_breaches(_sale_facts(parsed, ctx, **facts_kwargs))
         rejections = [_error(b.code, b.field, b.message) for b in breaches if b.code]
+        if invoice_error:
+            rejections.append(invoice_error)
         if rejections:
             raise SaleRejected(rejections)
 
@@ -1142,9 +1163,85 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
         lines, payments = _children_insert([prepared])
         _effects_post(prepared, lines, payments)
         _resolutions_advance([prepared])
+        _online_comanda_create(prepared, lines)
         _terminal_touch(terminal, received_at, upload=False)
+        # Last, see the docstring: after every other lock, held until commit.
+        _online_invoice_assign(prepared, terminal)
         _reconcile_on_commit([parsed.id])
     return OnlineResult(created=True, sale=sale_get_for_terminal(terminal=terminal, sale_id=parsed.id))
+
+
+def _server_numbers(terminal: Terminal) -> bool:
+    return terminal.node.invoice_numbering_level in (NumberingLevel.NODE, NumberingLevel.INSTITUTION)
+
+
+def _online_invoice_precheck(parsed: ParsedSale, terminal: Terminal) -> dict[str, str] | None:
+    """The invoice breach of an online sale, if its numbering owner cannot number it today.
+
+    Read-only (one query; none when the register sent its own number, which
+    :func:`_invoice_check` validates). ``invoice_resolution_missing`` is kept as its own
+    code rather than folded into ``invoice_range_exhausted``: staff fix the two
+    differently (create a resolution vs. extend or replace one); the contract lists it
+    among the server's additions.
+    """
+    if parsed.invoice is not None:
+        return None
+    error = invoice_unavailable_error(terminal=terminal, on=parsed.business_date)
+    if error is None:
+        return None
+    return _error(error.code, "invoice", error.message)
+
+
+def _online_invoice_assign(prepared: _Prepared, terminal: Terminal) -> None:
+    """Number a stored online sale at node/institution level (no-op at terminal level).
+
+    Must be the last write of the sale's transaction (see :func:`sale_online_record`).
+    Raising :class:`SaleRejected` here rolls the whole sale back: that only happens when
+    a concurrent sale took the last number after :func:`_online_invoice_precheck`.
+    """
+    if not _server_numbers(terminal):
+        return
+    sale = prepared.sale
+    try:
+        resolution, (number,) = invoice_number_take(terminal=terminal, on=sale.business_date)
+    except InvoiceError as exc:
+        raise SaleRejected([_error(exc.code, "invoice", exc.message)]) from exc
+    Sale.objects.filter(pk=sale.id).update(
+        invoice_resolution=resolution,
+        invoice_prefix=resolution.prefix,
+        invoice_number=number,
+        invoice_source=InvoiceSource.SERVER,
+    )
+
+
+def _online_comanda_create(prepared: _Prepared, lines: list[SaleLine]) -> None:
+    """The kitchen sees an online sale at once (DESIGN: comandas "appear at once").
+
+    Same row reconciliation would create (``comandas_create`` is idempotent by sale), so
+    reconciling the sale later finds it there. Quantities in the stored scale, as
+    reconciliation reads them back.
+    """
+    products = {line.product.pk: line.product for line in prepared.parsed.lines}
+    items = [
+        (products[line.product_id].sku, products[line.product_id].name, line.quantity.quantize(MILLI))
+        for line in lines
+        if products[line.product_id].requires_preparation
+    ]
+    if not items:
+        return
+    sale = prepared.sale
+    comandas_create(
+        sales=[
+            ComandaSale(
+                sale_id=sale.id,
+                node_id=sale.node_id,
+                occurred_at=sale.occurred_at,
+                received_at=sale.received_at,
+                offline=sale.offline,
+                items=items,
+            )
+        ]
+    )
 
 
 def _online_replay(parsed: ParsedSale, stored: tuple[str, int], terminal: Terminal, reader) -> OnlineResult:

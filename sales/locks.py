@@ -29,7 +29,7 @@ class SaleLockedRows:
 
 
 def sale_rows_lock(*, customer_id: int | None, node_id: int, product_ids: Iterable[int]) -> SaleLockedRows:
-    """Lock the customer and the node-stock rows a sale touches (``SELECT … FOR UPDATE``).
+    """Lock the customer and the node-stock rows a sale touches (``SELECT … FOR NO KEY UPDATE``).
 
     Reading the values in the same statement as the lock makes them the committed values
     a concurrent sale left behind, not a stale snapshot.
@@ -38,12 +38,24 @@ def sale_rows_lock(*, customer_id: int | None, node_id: int, product_ids: Iterab
         raise RuntimeError("sale_rows_lock must run inside a transaction")
     balance = None
     if customer_id is not None:
-        balance = Customer.objects.select_for_update().filter(pk=customer_id).values_list("balance", flat=True).first()
+        # NO KEY UPDATE: still excludes every other writer of the customer (balance UPDATEs
+        # take the same lock), but not the FOR KEY SHARE that inserting a row referencing
+        # the customer takes — at COMMIT on PostgreSQL, where the foreign keys are deferred.
+        # A plain FOR UPDATE made a batch committing sales of this customer wait on us
+        # while holding its terminal row, which we update next: a deadlock. The explicit
+        # order keeps Customer's default ordering from joining (and locking) the institution.
+        balance = (
+            Customer.objects.select_for_update(no_key=True)
+            .filter(pk=customer_id)
+            .order_by("pk")
+            .values_list("balance", flat=True)
+            .first()
+        )
     stock: dict[int, Decimal] = {}
     ids = sorted(set(product_ids))
     if ids:
         rows = (
-            NodeStock.objects.select_for_update()
+            NodeStock.objects.select_for_update(no_key=True)
             .filter(node_id=node_id, product_id__in=ids)
             .order_by("pk")
             .values_list("product_id", "quantity")

@@ -2,9 +2,18 @@
 need time order, comandas and sequence gaps — in one transaction with ``reconciled_at``.
 
 Input: sales as ingest stores them (``reconciled_at`` NULL). Online sales already have
-their ledger movements; offline ones get them here. Every recomputation runs in
-``(occurred_at, terminal, seq)`` order over what is stored, so the result does not depend
-on the order in which batches arrived (DESIGN principle 5).
+their ledger movements, comanda and invoice number; offline ones get them here. Every
+recomputation runs in ``(occurred_at, terminal, seq)`` order over what is stored, so the
+result does not depend on the order in which batches arrived (DESIGN principle 5).
+
+The one exception is deferred invoice numbers (offline sales at node or institution
+level, :func:`billing.invoicing.invoices_deferred_assign`). A number, once given, is
+final (it may already be printed on the customer's invoice), so it cannot be recomputed
+when an older sale arrives later: numbers follow time of sale *within what one
+reconcile chunk numbers*, and across chunks they follow the order in which the chunks
+were reconciled. What does converge whatever the arrival order: every such sale ends
+with exactly one number, no number is used twice, and all stay inside their resolution's
+range (``tests/sales/test_deferred_invoicing.py`` checks this as a property).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
+from billing.invoicing import invoices_deferred_assign
 from billing.reconcile import (
     SalePaymentEffect,
     daily_max_recompute,
@@ -26,6 +36,7 @@ from billing.reconcile import (
     sale_unit_movements_append,
 )
 from inventory.reconcile import SaleLineEffect, negative_stock_recompute, sale_stock_movements_append
+from nodes.models import NumberingLevel
 from sales.kitchen import ComandaSale, comandas_create
 from sales.models import Payment, PaymentMethod, Sale, SaleLine
 from sales.reconcile_flags import sale_flags_apply
@@ -35,6 +46,8 @@ from sales.sequence_gaps import sequence_gaps_recompute
 logger = logging.getLogger(__name__)
 
 RECONCILE_CHUNK_SIZE = 500
+# Levels at which the server, not the register, numbers invoices (offline ones after sync).
+SERVER_NUMBERING_LEVELS = frozenset({NumberingLevel.NODE, NumberingLevel.INSTITUTION})
 
 
 def sales_reconcile(
@@ -71,18 +84,34 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     """Apply every effect of a batch of locked, unreconciled sales and mark them reconciled.
 
     Must run inside the transaction holding the sales' locks. Takes the node locks, then
-    the customer locks (pk order, :mod:`sales.reconcile_locks`). Side effects: sale stock
-    movements and node stock, negative-stock events, sale balance and unit movements
-    (balances, units, balance feed), the reconciliation flags, comandas, sequence gaps,
-    ``Sale.reconciled_at``. Set-based: the number of queries does not grow with the
-    number of sales in the batch.
+    the customer locks (pk order, :mod:`sales.reconcile_locks`), and last the invoice
+    resolutions of the offline sales numbered here (``FOR UPDATE``, pk order, inside
+    :func:`~billing.invoicing.invoices_deferred_assign`; online sales take the same row
+    last too, so there is no cycle). Side effects: sale stock movements and node stock,
+    negative-stock events, sale balance and unit movements (balances, units, balance
+    feed), the reconciliation flags, comandas, sequence gaps, deferred invoice numbers
+    (with their ``invoice_deferred`` flag and the resolutions' ``next_number``),
+    ``Sale.reconciled_at`` — all in the caller's transaction, so numbers commit or roll
+    back with the rest (a crash returns them to the range). An offline sale the owner's
+    range cannot number (exhausted, expired, none) is still reconciled and stays
+    unnumbered, with a warning in the log. Idempotent: a numbered sale is never renumbered.
+    Set-based: the number of queries does not grow with the number of sales in the batch.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("sales_chunk_reconcile must run inside a transaction")
     sales = {
         row["pk"]: row
         for row in Sale.objects.filter(pk__in=sale_ids).values(
-            "pk", "node_id", "terminal_id", "customer_id", "occurred_at", "received_at", "business_date", "offline"
+            "pk",
+            "node_id",
+            "terminal_id",
+            "customer_id",
+            "occurred_at",
+            "received_at",
+            "business_date",
+            "offline",
+            "invoice_number",
+            "node__invoice_numbering_level",
         )
     }
     if not sales:
@@ -172,6 +201,16 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         ]
     )
     sequence_gaps_recompute(terminal_ids={s["terminal_id"] for s in sales.values()})
+    deferred = [
+        pk
+        for pk, s in sales.items()
+        if s["offline"]
+        and s["invoice_number"] is None
+        and s["node__invoice_numbering_level"] in SERVER_NUMBERING_LEVELS
+    ]
+    if deferred:
+        # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
+        invoices_deferred_assign(sale_ids=deferred)
     Sale.objects.filter(pk__in=sales, reconciled_at__isnull=True).update(reconciled_at=timezone.now())
 
 

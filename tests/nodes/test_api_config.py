@@ -30,7 +30,7 @@ def test_config_at_a_terminal_level_node_with_both_offline_flags_on(pos_client, 
     resolution = InvoiceResolution.objects.get(terminal__code="N1-CAJA-01", active=True)
 
     # When
-    with django_assert_max_num_queries(2):  # the key lookup and the resolution
+    with django_assert_max_num_queries(3):  # the key lookup, the resolution, its warnings
         response = client.get(CONFIG)
 
     # Then
@@ -229,3 +229,29 @@ def test_config_and_heartbeat_need_a_key(client, demo, path):
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Bearer"
     assert response.json()["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_config_warns_the_cashier_when_90_percent_of_the_range_is_used(pos_client):
+    # Given N2's node-level range with 90 % of its numbers used
+    resolution = InvoiceResolution.objects.get(level="node", node__code="N2", active=True)
+    size = resolution.range_to - resolution.range_from + 1
+    InvoiceResolution.objects.filter(pk=resolution.pk).update(next_number=resolution.range_from + size * 9 // 10)
+
+    body = pos_client("N2-CAJA-01").get(CONFIG).json()
+
+    assert body["invoicing"]["warnings"] == [
+        f"Se ha usado el 90 % del rango de la resolución {resolution.number}; quedan {size // 10} consecutivos."
+    ]
+    # Other nodes' registers are not numbered from that range
+    assert pos_client("N1-CAJA-01").get(CONFIG).json()["invoicing"]["warnings"] == []
+
+
+@pytest.mark.django_db
+def test_config_says_why_a_register_cannot_invoice(pos_client):
+    InvoiceResolution.objects.filter(level="institution", institution__code="EMP-ANDINA").update(active=False)
+
+    warnings = pos_client("N3-CAJA-01").get(CONFIG).json()["invoicing"]["warnings"]
+
+    assert warnings == ["No hay una resolución de facturación activa para esta caja."]
+    assert pos_client("N3-COCINA-01").get(CONFIG).json()["invoicing"]["warnings"] == []

@@ -31,3 +31,13 @@ def test_reconcile_tasks_are_registered_and_retry_database_hiccups():
         assert task.acks_late is True
         assert set(task.autoretry_for) >= {OperationalError, InterfaceError}
         assert task.retry_backoff
+
+
+def test_redis_redelivers_a_dead_workers_task_after_the_time_limit_not_an_hour():
+    conf = app.conf
+    options = conf.broker_transport_options
+    # Above the hard limit (a running task is never handed out twice), within minutes.
+    assert conf.task_time_limit < options["visibility_timeout"] <= 15 * 60
+    # Publishing still fails fast when Redis is down.
+    assert options["max_retries"] == 1
+    assert options["socket_timeout"] <= 2

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from billing.models import Customer
+from billing.models import Customer, InvoiceResolution
 from sales.models import Sale, SaleLine
 from tests.sales.payloads import BATCHES_URL, ONLINE_URL, batch, cash_sale, sale
 
@@ -74,3 +74,53 @@ def test_two_online_sales_cannot_together_exceed_balance_plus_overdraft(demo):
     rejected = next(r for r in responses if r.status_code == 422)
     assert rejected.json()["error"]["code"] == "insufficient_balance"
     assert Customer.objects.get(code="C-000123").balance == Decimal("2000.00")
+
+
+def test_concurrent_online_sales_at_node_level_get_distinct_consecutive_numbers(demo):
+    # Given N2's node-level range and eight online sales racing for it
+    resolution = InvoiceResolution.objects.get(level="node", node__code="N2", active=True)
+    first = resolution.next_number
+
+    responses = _run_concurrently(
+        8,
+        lambda i: _client(demo, "N2-CAJA-01").post(
+            ONLINE_URL, cash_sale(offline=False, price="3000.00"), format="json"
+        ),
+    )
+
+    # Then each got its own number, gap-free, and the range moved past all of them
+    assert [r.status_code for r in responses] == [201] * 8, [r.json() for r in responses]
+    numbers = sorted(r.json()["invoice"]["number"] for r in responses)
+    assert numbers == list(range(first, first + 8))
+    resolution.refresh_from_db()
+    assert resolution.next_number == first + 8
+
+
+def test_online_numbering_and_deferred_numbering_of_one_range_do_not_deadlock(demo):
+    # Online sales at N2 lock customer → balance feed → resolution; reconciling offline
+    # N2 sales (run on commit of each batch, eagerly) locks customer → balance feed →
+    # resolution too. Mixed, with payGO payments so both take the feed lock, they must all
+    # finish, and the node range must hold each number once.
+    resolution = InvoiceResolution.objects.get(level="node", node__code="N2", active=True)
+    first = resolution.next_number
+    customers = [
+        c["code"] for c in demo["customers"] if c["institution"] == "COL-SANJOSE" and not c["blocked_products"]
+    ]
+    fruit = {"lines": [{"sku": "SKU-FRUTA", "quantity": "1", "unit_price": "1500.00"}]}
+
+    def work(index: int):
+        client = _client(demo, "N2-CAJA-01")
+        customer = customers[index % len(customers)]
+        paygo = {**fruit, "customer": customer, "payments": [{"method": "paygo", "amount": "1500.00"}]}
+        if index % 2:
+            return client.post(ONLINE_URL, sale(offline=False, known_balance=None, **paygo), format="json")
+        return client.post(BATCHES_URL, batch(*[sale(known_balance=None, **paygo) for _ in range(3)]), format="json")
+
+    responses = _run_concurrently(8, work)
+
+    assert all(r.status_code in (200, 201, 422) for r in responses), [r.json() for r in responses]
+    numbered = list(Sale.objects.filter(invoice_number__isnull=False).values_list("invoice_number", flat=True))
+    assert len(numbered) == len(set(numbered))
+    stored = Sale.objects.count()
+    assert stored == len(numbered), "every N2 sale ends numbered once its batch is reconciled"
+    assert sorted(numbered) == list(range(first, first + stored))
