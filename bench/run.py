@@ -93,12 +93,12 @@ def percentile(values: list[float], pct: float) -> float:
 class Services:
     """Throwaway PostgreSQL and redis-server, stopped by PID at exit."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, need_postgres: bool) -> None:
         self.workdir = workdir
         self.pg_data = workdir / "pg"
         self.pg_started = False
         self.redis_pid: int | None = None
-        self.pg_bin = self._pg_bin()
+        self.pg_bin = self._pg_bin() if need_postgres else None
 
     @staticmethod
     def _pg_bin() -> Path:
@@ -179,8 +179,8 @@ class Services:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def postmaster_pid(services: Services | None) -> list[int]:
-    if services is None:
+def postmaster_pid(services: Services) -> list[int]:
+    if not services.pg_started:
         return []  # an external server: its CPU is not ours to read
     try:
         return [int((services.pg_data / "postmaster.pid").read_text().split()[0])]
@@ -892,12 +892,11 @@ def history_load(fixture: Fixture, count: int, rng: random.Random) -> dict:
                 copy.write(pays.getvalue())
         pg.commit()
     load_s = time.perf_counter() - t0
-    pg.autocommit = True
+    # Django keeps the driver connection in autocommit mode, which VACUUM needs.
     with pg.cursor() as cur:
         cur.execute("VACUUM ANALYZE sales_sale, sales_saleline, sales_payment")
         cur.execute("SELECT count(*) FROM sales_sale")
         stored = cur.fetchone()[0]
-    pg.autocommit = False
     return {"sales_loaded": count, "sales_stored": stored, "load_s": load_s, "total_s": time.perf_counter() - t0}
 
 
@@ -927,12 +926,12 @@ def main() -> None:
     rng = random.Random(20261128)
     workdir = Path(tempfile.mkdtemp(prefix="paygo-bench-"))
     os.chmod(workdir, 0o777)
-    services = Services(workdir) if not args.database_url else None
+    services = Services(workdir, need_postgres=not args.database_url)
     gunicorn = None
     try:
         started = time.perf_counter()
         db_url = args.database_url or services.start_postgres()
-        broker = services.start_redis() if services else None
+        broker = services.start_redis()
         env = {
             **os.environ,
             "DATABASE_URL": db_url,
@@ -979,7 +978,7 @@ def main() -> None:
             "history_sales": history,
             "naive_sales": naive_count,
             "balance_sizes": sizes,
-            "postgresql_settings": PG_SETTINGS if services else "external (--database-url)",
+            "postgresql_settings": PG_SETTINGS if services.pg_started else "external (--database-url)",
             "broker": "redis (tasks published, not consumed)" if broker else "none",
         }
         ingest_runs = []
@@ -1006,6 +1005,7 @@ def main() -> None:
             "sales_per_s": median([r["sales_per_s"] for r in reconcile_runs]),
             "sales_per_cpu_s": median([r["sales_per_cpu_s"] or 0 for r in reconcile_runs]),
         }
+        save_partial(args.output, results)
         log("COPY baseline")
         results["copy_baseline"] = copy_baseline(first["_batch_ids"], max(reps, 3))
         log("naive baseline")
@@ -1014,6 +1014,7 @@ def main() -> None:
         for size in sizes:
             log(f"balances with {size} customers")
             results["balances"][str(size)] = balances_bench(gunicorn.url, size, max(reps, 3), 5, rng)
+        save_partial(args.output, results)
         log(f"loading {history} historical sales with COPY")
         results["history_load"] = history_load(fixture, history, rng)
         log(f"history loaded in {results['history_load']['total_s']:.0f} s")
@@ -1047,8 +1048,12 @@ def main() -> None:
             connections.close_all()
         except Exception:
             pass
-        if services:
-            services.stop()
+        services.stop()
+
+
+def save_partial(path: str, results: dict) -> None:
+    """Write what is measured so far, so a failure late in a long run loses nothing."""
+    Path(path).write_text(json.dumps({**results, "partial": True}, indent=2, default=str) + "\n")
 
 
 def targets(r: dict) -> list[dict]:

@@ -149,3 +149,25 @@ def test_reconcile_locks_the_oldest_sales_first_in_one_query(demo, at, django_as
     with transaction.atomic(), django_assert_num_queries(1):
         locked = unreconciled_sales_lock(sale_ids=[s.pk for s in sales], limit=10)
     assert locked == sorted(s.pk for s in oldest)
+
+
+def test_snapshot_pages_by_row_keyset_once_each_with_a_fixed_query_count(demo, django_assert_max_num_queries):
+    from billing.selectors import customer_balances_page
+
+    institution_id = Customer.objects.filter(institution__code="COL-SANJOSE").values_list("institution_id", flat=True)[
+        0
+    ]
+    # Customers sharing one change_seq (as after a bulk import): the keyset must walk by id.
+    Customer.objects.filter(institution_id=institution_id).update(change_seq=0)
+    seen, cursor, pages = [], None, 0
+    while True:
+        with django_assert_max_num_queries(4):  # feed row, customers, blocks, units
+            page = customer_balances_page(institution_id=institution_id, cursor=cursor, limit=2)
+        seen.extend(c["code"] for c in page.customers)
+        cursor, pages = page.cursor, pages + 1
+        assert page.full
+        if not page.has_more:
+            break
+    codes = list(Customer.objects.filter(institution_id=institution_id).order_by("pk").values_list("code", flat=True))
+    assert seen == codes
+    assert pages == (len(codes) + 1) // 2 or pages == len(codes) // 2 + 1
