@@ -8,16 +8,17 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Case, DecimalField, F, IntegerField, Value, When
 
 from billing.feed import customers_touch
 from billing.models import BalanceMovement, Customer, UnitBalance, UnitMovement
+from paygo.increments import increments_apply
 
 
 def balance_movements_post(*, movements: list[BalanceMovement]) -> list[BalanceMovement]:
     """Append balance movements and apply them to the customers' balances.
 
     One INSERT for the movements, one UPDATE for all balances (``balance + delta`` in SQL,
+    joined from arrays by :func:`paygo.increments.increments_apply`,
     never read-modify-write in Python), one feed bump per institution. Not idempotent by
     itself: callers guarantee uniqueness (a sale payment has at most one movement, enforced
     by a unique constraint, so a duplicate raises ``IntegrityError`` and rolls back).
@@ -29,14 +30,7 @@ def balance_movements_post(*, movements: list[BalanceMovement]) -> list[BalanceM
         deltas: dict[int, Decimal] = defaultdict(Decimal)
         for movement in movements:
             deltas[movement.customer_id] += movement.amount
-        Customer.objects.filter(pk__in=deltas).update(
-            balance=F("balance")
-            + Case(
-                *[When(pk=pk, then=Value(delta)) for pk, delta in deltas.items()],
-                default=Value(Decimal("0")),
-                output_field=DecimalField(max_digits=14, decimal_places=2),
-            )
-        )
+        increments_apply(Customer, "balance", deltas)
         by_institution: dict[int, list[int]] = defaultdict(list)
         for pk, institution_id in Customer.objects.filter(pk__in=deltas).values_list("pk", "institution_id"):
             by_institution[institution_id].append(pk)
@@ -62,12 +56,7 @@ def unit_movements_post(*, movements: list[UnitMovement]) -> list[UnitMovement]:
             "pk", "customer_id", "unit_type"
         )
         by_pk = {pk: deltas[(c, u)] for pk, c, u in rows if (c, u) in deltas}
-        UnitBalance.objects.filter(pk__in=by_pk).update(
-            quantity=F("quantity")
-            + Case(
-                *[When(pk=pk, then=Value(d)) for pk, d in by_pk.items()], default=Value(0), output_field=IntegerField()
-            )
-        )
+        increments_apply(UnitBalance, "quantity", by_pk)
         by_institution: dict[int, list[int]] = defaultdict(list)
         customer_ids = {c for c, _ in deltas}
         for pk, institution_id in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "institution_id"):

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core import signing
-from django.db.models import Q
 
 from billing.models import BalanceFeed, Customer, ProductBlock, UnitBalance
 from paygo.wire_format import money_str
@@ -132,9 +131,17 @@ def customer_balances_page(*, institution_id: int, cursor: str | None, limit: in
     else:
         start_seq, start_id, full = 0, 0, True
 
+    # The keyset condition as a row comparison: PostgreSQL turns ``(change_seq, id) > (s, i)``
+    # into a start position in ``customer_feed_idx``, whereas ``change_seq > s OR id > i`` is
+    # only a filter, so every page of a snapshot whose customers share one change_seq (never
+    # touched since a bulk import) re-read all the rows of the pages before it (bench: the
+    # 100 000-customer snapshot was quadratic). SQLite supports row values since 3.15.
     rows = list(
         Customer.objects.filter(institution_id=institution_id, change_seq__gte=start_seq)
-        .filter(Q(change_seq__gt=start_seq) | Q(pk__gt=start_id))
+        .extra(
+            where=['("billing_customer"."change_seq", "billing_customer"."id") > (%s, %s)'],
+            params=[start_seq, start_id],
+        )
         .order_by("change_seq", "pk")
         .values_list("pk", "change_seq", "code", "name", "balance", "overdraft_limit", "daily_max", "active")[
             : limit + 1

@@ -6,9 +6,9 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Case, DecimalField, F, Value, When
 
 from inventory.models import NodeStock, StockMovement
+from paygo.increments import increments_apply
 
 
 def stock_movements_post(*, movements: list[StockMovement]) -> list[StockMovement]:
@@ -33,12 +33,5 @@ def stock_movements_post(*, movements: list[StockMovement]) -> list[StockMovemen
             node_id__in={n for n, _ in deltas}, product_id__in={p for _, p in deltas}
         ).values_list("pk", "node_id", "product_id")
         by_pk = {pk: deltas[(n, p)] for pk, n, p in rows if (n, p) in deltas}
-        NodeStock.objects.filter(pk__in=by_pk).update(
-            quantity=F("quantity")
-            + Case(
-                *[When(pk=pk, then=Value(d)) for pk, d in by_pk.items()],
-                default=Value(Decimal("0")),
-                output_field=DecimalField(max_digits=14, decimal_places=3),
-            )
-        )
+        increments_apply(NodeStock, "quantity", by_pk)
     return created

@@ -1,0 +1,1130 @@
+"""Performance benchmarks of the payGO back office on PostgreSQL.
+
+    python bench/run.py            # full run (about 5-10 minutes)
+    python bench/run.py --quick    # small run (about 1-2 minutes)
+    python bench/run.py --database-url postgres://user@host:port/db   # use a throwaway DB
+
+Starts a throwaway PostgreSQL (tuned like a production server on this machine, see
+``PG_SETTINGS``) and a redis-server (the Celery broker the web processes publish
+reconciliation tasks to; nobody consumes them, reconciliation is measured in-process),
+then measures in one run: ingest through gunicorn with concurrent uploaders, the
+reconcile service, the balance snapshot and delta feed, ingest with a large history,
+and two baselines (COPY ceiling, naive one-``save()``-per-row ORM). Prints a table and
+writes ``bench/results.json``. Every process it starts is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import json
+import os
+import platform
+import queue
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_PORT = 55532
+REDIS_PORT = 56479
+BOGOTA = ZoneInfo("America/Bogota")
+
+# A production-like configuration for this machine (2 cores, ~23 GB RAM, virtual disk):
+# durability stays ON (fsync, synchronous_commit, full_page_writes), memory sized like a
+# dedicated server, checkpoints spread out, planner told the storage is SSD-like, JIT off
+# (it only costs time on short OLTP queries).
+PG_SETTINGS = {
+    "shared_buffers": "2GB",
+    "effective_cache_size": "12GB",
+    "work_mem": "32MB",
+    "maintenance_work_mem": "512MB",
+    "wal_buffers": "64MB",
+    "max_wal_size": "8GB",
+    "min_wal_size": "1GB",
+    "checkpoint_timeout": "15min",
+    "checkpoint_completion_target": "0.9",
+    "random_page_cost": "1.1",
+    "effective_io_concurrency": "200",
+    "jit": "off",
+    "max_connections": "100",
+    "fsync": "on",
+    "synchronous_commit": "on",
+    "full_page_writes": "on",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * pct / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+# --- Services ---------------------------------------------------------------------------
+
+
+class Services:
+    """Throwaway PostgreSQL and redis-server, stopped by PID at exit."""
+
+    def __init__(self, workdir: Path, *, need_postgres: bool) -> None:
+        self.workdir = workdir
+        self.pg_data = workdir / "pg"
+        self.pg_started = False
+        self.redis_pid: int | None = None
+        self.pg_bin = self._pg_bin() if need_postgres else None
+
+    @staticmethod
+    def _pg_bin() -> Path:
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        if not candidates:
+            raise SystemExit("PostgreSQL binaries not found (apt-get install postgresql), or use --database-url")
+        return candidates[-1].parent
+
+    def _as_pg(self, *args: str) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
+
+    def start_postgres(self) -> str:
+        self.pg_data.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres")
+            shutil.chown(self.pg_data, "postgres")
+        subprocess.run(
+            self._as_pg(
+                str(self.pg_bin / "initdb"), "-D", str(self.pg_data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        options = f"-c listen_addresses=127.0.0.1 -p {PG_PORT} -k {self.pg_data} " + " ".join(
+            f"-c {k}={v}" for k, v in PG_SETTINGS.items()
+        )
+        subprocess.run(
+            self._as_pg(
+                str(self.pg_bin / "pg_ctl"),
+                "-D",
+                str(self.pg_data),
+                "-l",
+                str(self.pg_data / "log"),
+                "-w",
+                "-o",
+                options,
+                "start",
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.pg_started = True
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-qc", "CREATE DATABASE paygo_bench"],
+            check=True,
+        )
+        return f"postgres://postgres@127.0.0.1:{PG_PORT}/paygo_bench"
+
+    def start_redis(self) -> str | None:
+        if not shutil.which("redis-server"):
+            return None
+        pidfile = self.workdir / "redis.pid"
+        subprocess.run(
+            [
+                "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--daemonize", "yes",
+                "--save", "", "--appendonly", "no", "--pidfile", str(pidfile), "--dir", str(self.workdir),
+                "--logfile", str(self.workdir / "redis.log"),
+            ],
+            check=True,
+        )  # fmt: skip
+        for _ in range(100):
+            if pidfile.exists() and pidfile.read_text().strip():
+                self.redis_pid = int(pidfile.read_text().strip())
+                break
+            time.sleep(0.05)
+        return f"redis://127.0.0.1:{REDIS_PORT}/0"
+
+    def stop(self) -> None:
+        if self.redis_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.redis_pid, signal.SIGTERM)
+        if self.pg_started:
+            subprocess.run(
+                self._as_pg(str(self.pg_bin / "pg_ctl"), "-D", str(self.pg_data), "-m", "fast", "-w", "stop"),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def postmaster_pid(services: Services) -> list[int]:
+    if not services.pg_started:
+        return []  # an external server: its CPU is not ours to read
+    try:
+        return [int((services.pg_data / "postmaster.pid").read_text().split()[0])]
+    except (OSError, ValueError):
+        return []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    def __init__(self, env: dict[str, str], workers: int, logdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(logdir / "gunicorn.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "gunicorn", "paygo.wsgi:application", "--worker-class", "sync",
+                "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}", "--timeout", "120",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait_ready(self, key: str) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit("gunicorn exited; see its log")
+            try:
+                r = httpx.get(f"{self.url}/api/v1/pos/config", headers={"Authorization": f"Bearer {key}"}, timeout=5)
+                if r.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("gunicorn did not answer in 60 s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# --- CPU accounting ----------------------------------------------------------------------
+# The machine may be shared: wall-clock rates then reflect the neighbours too. The CPU
+# seconds our server processes (gunicorn workers, PostgreSQL backends) spend per sale are
+# independent of that, and give a contention-free projection.
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def cpu_seconds(roots: list[int]) -> float:
+    """User+system CPU seconds of the processes under ``roots`` (live ones, Linux only)."""
+    total = 0
+    for root in roots:
+        for pid in _descendants(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLK_TCK
+
+
+def load_average() -> float | None:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return None
+
+
+SERVER_ROOTS: list[int] = []
+
+
+# --- Machine ----------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    import django
+    from django.db import connection
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        pg_version = cursor.fetchone()[0]
+    return {
+        "cpu_model": cpu,
+        "cpu_cores": os.cpu_count(),
+        "ram_gb": ram_gb,
+        "os": platform.platform(),
+        "postgresql": pg_version,
+        "python": platform.python_version(),
+        "django": django.get_version(),
+    }
+
+
+# --- Fixture ----------------------------------------------------------------------------
+
+UNIT_TYPE = "ALMUERZO"
+
+
+class Fixture:
+    """One institution, one node, POS terminals (uploaders), products and customers."""
+
+    def __init__(self, *, terminals: int, customers: int, rng: random.Random) -> None:
+        from billing.ledger import balance_movements_post, unit_movements_post
+        from billing.models import (
+            BalanceMovement,
+            BalanceMovementKind,
+            Customer,
+            ProductBlock,
+            UnitMovement,
+            UnitMovementKind,
+        )
+        from inventory.ledger import stock_movements_post
+        from inventory.models import Product, StockMovement, StockMovementKind
+        from nodes.keys import terminal_key_rotate
+        from nodes.models import Institution, Node, NumberingLevel, Terminal
+
+        self.rng = rng
+        self.institution = Institution.objects.create(code="BENCH", name="Colegio Bench")
+        self.node = Node.objects.create(
+            institution=self.institution,
+            code="BENCH-N1",
+            name="Cafetería Bench",
+            allow_offline_closed_inventory_sales=True,
+            use_last_balance_offline=True,
+            invoice_numbering_level=NumberingLevel.NODE,
+        )
+        self.terminals = []
+        for i in range(terminals):
+            t = Terminal.objects.create(node=self.node, code=f"BENCH-CAJA-{i:02d}", name=f"Caja {i}")
+            self.terminals.append((t, terminal_key_rotate(terminal=t)))
+        self.seq = {t.pk: 0 for t, _ in self.terminals}
+
+        products = [
+            Product(
+                institution=self.institution,
+                sku=f"SKU-{i:03d}",
+                name=f"Producto {i}",
+                price=Decimal(rng.choice([1500, 2500, 3500, 4200, 6000, 8500, 12000])),
+                tracks_inventory=i < 15,
+                requires_preparation=15 <= i < 20,
+                unit_type=UNIT_TYPE if i in (20, 21) else "",
+            )
+            for i in range(40)
+        ]
+        Product.objects.bulk_create(products)
+        self.products = list(Product.objects.filter(institution=self.institution).order_by("sku"))
+        self.money_products = [p for p in self.products if not p.unit_type]
+        self.unit_products = [p for p in self.products if p.unit_type]
+        now = datetime.now(UTC) - timedelta(days=400)
+        stock_movements_post(
+            movements=[
+                StockMovement(
+                    node=self.node, product=p, kind=StockMovementKind.INITIAL, quantity=Decimal(100000), occurred_at=now
+                )
+                for p in self.products
+                if p.tracks_inventory
+            ]
+        )
+        Customer.objects.bulk_create(
+            [
+                Customer(
+                    institution=self.institution,
+                    code=f"C-{i:06d}",
+                    name=f"Cliente {i}",
+                    overdraft_limit=Decimal(rng.choice([0, 5000, 20000])),
+                    daily_max=Decimal(rng.choice([30000, 60000])) if i % 5 == 0 else None,
+                )
+                for i in range(customers)
+            ]
+        )
+        self.customers = list(Customer.objects.filter(institution=self.institution).order_by("pk"))
+        balance_movements_post(
+            movements=[
+                BalanceMovement(customer=c, kind=BalanceMovementKind.TOPUP, amount=Decimal(500000), occurred_at=now)
+                for c in self.customers
+            ]
+        )
+        unit_movements_post(
+            movements=[
+                UnitMovement(
+                    customer=c, unit_type=UNIT_TYPE, kind=UnitMovementKind.PURCHASE, quantity=1000, occurred_at=now
+                )
+                for c in self.customers[::2]
+            ]
+        )
+        ProductBlock.objects.bulk_create(
+            [ProductBlock(customer=c, product=self.products[30]) for c in self.customers[::50]]
+        )
+        self.unit_customers = {c.pk for c in self.customers[::2]}
+
+    def sale(self, terminal_id: int, occurred_at: datetime) -> dict:
+        rng = self.rng
+        self.seq[terminal_id] += 1
+        customer = rng.choice(self.customers) if rng.random() < 0.8 else None
+        lines = []
+        money_total = Decimal("0.00")
+        units_qty = 0
+        for _ in range(rng.randint(1, 5)):
+            if customer is not None and customer.pk in self.unit_customers and rng.random() < 0.15:
+                product = rng.choice(self.unit_products)
+                qty = rng.choice([1, 1, 2])
+                units_qty += qty
+                lines.append({"sku": product.sku, "quantity": str(qty), "unit_price": "0.00"})
+            else:
+                product = rng.choice(self.money_products)
+                qty = rng.choice([1, 1, 1, 2, 3])
+                money_total += product.price * qty
+                lines.append({"sku": product.sku, "quantity": str(qty), "unit_price": f"{product.price:.2f}"})
+        payments = []
+        if money_total:
+            if customer is None:
+                payments.append({"method": rng.choice(["cash", "card"]), "amount": f"{money_total:.2f}"})
+            elif rng.random() < 0.2:
+                cash = (money_total / 2).quantize(Decimal("1"))
+                payments.append({"method": "paygo", "amount": f"{money_total - cash:.2f}"})
+                payments.append({"method": "cash", "amount": f"{cash:.2f}"})
+            else:
+                payments.append({"method": "paygo", "amount": f"{money_total:.2f}"})
+        if units_qty:
+            payments.append({"method": "units", "amount": str(units_qty), "unit_type": UNIT_TYPE})
+        sale = {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "seq": self.seq[terminal_id],
+            "occurred_at": occurred_at.astimezone(BOGOTA).isoformat(timespec="seconds"),
+            "offline": True,
+            "customer": customer.code if customer else None,
+            "lines": lines,
+            "payments": payments,
+            "invoice": None,
+        }
+        if customer is not None and rng.random() < 0.5:
+            sale["known_balance"] = "100000.00"
+        return sale
+
+    def batches(self, count: int, size: int) -> list[tuple[int, str, bytes, dict]]:
+        """``count`` batches of ``size`` sales, round-robin over the terminals, encoded."""
+        import orjson
+
+        out = []
+        base = datetime.now(UTC) - timedelta(hours=3)
+        for i in range(count):
+            terminal, key = self.terminals[i % len(self.terminals)]
+            sales = [self.sale(terminal.pk, base + timedelta(seconds=i * size + j)) for j in range(size)]
+            body = {"batch_id": str(uuid.uuid4()), "sales": sales}
+            out.append((terminal.pk, key, orjson.dumps(body), body))
+        return out
+
+
+# --- Ingest -----------------------------------------------------------------------------
+
+
+def ingest_run(url: str, batches: list, uploaders: int) -> dict:
+    """POST the batches with ``uploaders`` concurrent clients; each uploader owns the
+    batches of its terminals, in order (a terminal uploads its sales in seq order)."""
+    import httpx
+
+    per_uploader: list[queue.Queue] = [queue.Queue() for _ in range(uploaders)]
+    terminal_slot: dict[int, int] = {}
+    for terminal_id, key, body, _ in batches:
+        slot = terminal_slot.setdefault(terminal_id, len(terminal_slot) % uploaders)
+        per_uploader[slot].put((key, body))
+    latencies: list[float] = []
+    errors: list[str] = []
+    accepted = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(uploaders + 1)
+
+    def work(q: queue.Queue) -> None:
+        with httpx.Client(timeout=120) as client:
+            barrier.wait()
+            while True:
+                try:
+                    key, body = q.get_nowait()
+                except queue.Empty:
+                    return
+                t0 = time.perf_counter()
+                r = client.post(
+                    f"{url}/api/v1/pos/sales/batches",
+                    content=body,
+                    headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                )
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    latencies.append(elapsed)
+                    if r.status_code != 200:
+                        errors.append(f"{r.status_code}: {r.text[:200]}")
+                    else:
+                        accepted[0] += r.json()["accepted"]
+
+    threads = [threading.Thread(target=work, args=(q,)) for q in per_uploader]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    cpu0 = cpu_seconds(SERVER_ROOTS)
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    server_cpu = cpu_seconds(SERVER_ROOTS) - cpu0
+    if errors:
+        raise SystemExit(f"ingest errors: {errors[:3]}")
+    sales = sum(len(b[3]["sales"]) for b in batches)
+    if accepted[0] != sales:
+        raise SystemExit(f"ingest accepted {accepted[0]} of {sales} sales")
+    rows = sum(len(s["lines"]) + len(s["payments"]) + 1 for b in batches for s in b[3]["sales"])
+    return {
+        "batches": len(batches),
+        "sales": sales,
+        "rows": rows,
+        "seconds": wall,
+        "sales_per_s": sales / wall,
+        "rows_per_s": rows / wall,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p95_ms": percentile(latencies, 95) * 1000,
+        "server_cpu_s": server_cpu,
+        "server_cpu_ms_per_batch": server_cpu * 1000 / len(batches),
+        "sales_per_server_cpu_s": sales / server_cpu if server_cpu else None,
+        "load_average": load_average(),
+    }
+
+
+def ingest_reps(url: str, fixture: Fixture, *, reps: int, batches: int, uploaders: int, label: str) -> dict:
+    runs = []
+    for rep in range(reps):
+        data = fixture.batches(batches, 500)
+        result = ingest_run(url, data, uploaders)
+        result["batch_ids"] = [b[3]["batch_id"] for b in data]
+        runs.append(result)
+        log(
+            f"{label} rep {rep + 1}: {result['sales_per_s']:.0f} sales/s, "
+            f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms"
+        )
+    return {
+        "runs": [{k: v for k, v in r.items() if k != "batch_ids"} for r in runs],
+        "sales_per_s": median([r["sales_per_s"] for r in runs]),
+        "rows_per_s": median([r["rows_per_s"] for r in runs]),
+        "p50_ms": median([r["p50_ms"] for r in runs]),
+        "p95_ms": median([r["p95_ms"] for r in runs]),
+        "sales_per_server_cpu_s": median([r["sales_per_server_cpu_s"] or 0 for r in runs]),
+        "_batch_ids": runs[0]["batch_ids"],
+        "_batches": data,
+    }
+
+
+def reconcile_all() -> dict:
+    from sales.models import Sale
+    from sales.reconcile import sales_reconcile
+
+    pending = Sale.objects.filter(reconciled_at__isnull=True).count()
+    cpu0 = cpu_seconds(SERVER_ROOTS[1:]) + time.process_time()
+    t0 = time.perf_counter()
+    done = sales_reconcile(sale_ids=None, max_chunks=10**6)
+    seconds = time.perf_counter() - t0
+    cpu = cpu_seconds(SERVER_ROOTS[1:]) + time.process_time() - cpu0
+    assert done == pending, (done, pending)
+    return {
+        "sales": done,
+        "seconds": seconds,
+        "sales_per_s": done / seconds,
+        "cpu_s": cpu,
+        "sales_per_cpu_s": done / cpu if cpu else None,
+        "load_average": load_average(),
+    }
+
+
+# --- Baselines --------------------------------------------------------------------------
+
+SCRATCH = {"sales_sale": "bench_copy_sale", "sales_saleline": "bench_copy_line", "sales_payment": "bench_copy_payment"}
+
+
+def copy_baseline(batch_ids: list[str], reps: int) -> dict:
+    """COPY the same rows (read back from the tables) into scratch copies of the tables
+    (``LIKE … INCLUDING ALL``: same columns, defaults, checks and indexes; no FKs)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    pg = connection.connection
+    data: dict[str, tuple[list[str], list[tuple]]] = {}
+    with pg.cursor() as cur:
+        cur.execute(
+            "SELECT s.* FROM sales_sale s JOIN sales_uploadbatch b ON b.id = s.batch_id WHERE b.batch_id = ANY(%s)",
+            [[uuid.UUID(b) for b in batch_ids]],
+        )
+        data["sales_sale"] = ([d.name for d in cur.description], cur.fetchall())
+        ids = [r[0] for r in data["sales_sale"][1]]
+        for table in ("sales_saleline", "sales_payment"):
+            cur.execute(f"SELECT * FROM {table} WHERE sale_id = ANY(%s)", [ids])
+            data[table] = ([d.name for d in cur.description], cur.fetchall())
+        for table, scratch in SCRATCH.items():
+            cur.execute(f"DROP TABLE IF EXISTS {scratch}")
+            cur.execute(f"CREATE TABLE {scratch} (LIKE {table} INCLUDING ALL)")
+    pg.commit()
+    rows = sum(len(v[1]) for v in data.values())
+    times = []
+    for _ in range(reps):
+        with pg.cursor() as cur:
+            for scratch in SCRATCH.values():
+                cur.execute(f"TRUNCATE {scratch}")
+        pg.commit()
+        t0 = time.perf_counter()
+        with pg.cursor() as cur:
+            for table, scratch in SCRATCH.items():
+                columns, values = data[table]
+                with cur.copy(f"COPY {scratch} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
+        pg.commit()
+        times.append(time.perf_counter() - t0)
+    with pg.cursor() as cur:
+        for scratch in SCRATCH.values():
+            cur.execute(f"DROP TABLE {scratch}")
+    pg.commit()
+    seconds = median(times)
+    sales = len(data["sales_sale"][1])
+    return {
+        "sales": sales,
+        "rows": rows,
+        "seconds": seconds,
+        "sales_per_s": sales / seconds,
+        "rows_per_s": rows / seconds,
+        "runs_s": times,
+    }
+
+
+def naive_baseline(batches: list, fixture: Fixture, count: int) -> dict:
+    """Each sale, line and payment saved with its own ORM ``save()``, one transaction per
+    sale, same rows as the ingest run (new ids). Products and customers are looked up in
+    memory (free), so this is a generous baseline. Rows are deleted afterwards."""
+    from django.db import transaction
+
+    from sales.models import Payment, Sale, SaleLine
+
+    products = {p.sku: p for p in fixture.products}
+    customers = {c.code: c for c in fixture.customers}
+    terminals = {t.pk: t for t, _ in fixture.terminals}
+    sales = [(terminal_id, s) for terminal_id, _, _, body in batches for s in body["sales"]][:count]
+    now = datetime.now(UTC)
+    ids = []
+    rows = 0
+    t0 = time.perf_counter()
+    for terminal_id, s in sales:
+        occurred = datetime.fromisoformat(s["occurred_at"])
+        total = sum(Decimal(li["quantity"]) * Decimal(li["unit_price"]) for li in s["lines"])
+        with transaction.atomic():
+            sale = Sale(
+                id=uuid.uuid4(),
+                institution_id=fixture.institution.pk,
+                node_id=fixture.node.pk,
+                terminal=terminals[terminal_id],
+                customer=customers.get(s["customer"]) if s["customer"] else None,
+                seq=s["seq"] + 10**9,
+                occurred_at=occurred,
+                received_at=now,
+                business_date=occurred.astimezone(BOGOTA).date(),
+                offline=True,
+                total=total,
+                payload_hash="naive",
+                reconciled_at=now,
+            )
+            sale.save()
+            for i, li in enumerate(s["lines"]):
+                SaleLine(
+                    sale=sale,
+                    position=i,
+                    product=products[li["sku"]],
+                    quantity=Decimal(li["quantity"]),
+                    unit_price=Decimal(li["unit_price"]),
+                    total=Decimal(li["quantity"]) * Decimal(li["unit_price"]),
+                ).save()
+            for i, p in enumerate(s["payments"]):
+                Payment(
+                    sale=sale,
+                    position=i,
+                    method=p["method"],
+                    amount=Decimal(p["amount"]),
+                    unit_type=p.get("unit_type", ""),
+                ).save()
+        ids.append(sale.id)
+        rows += 1 + len(s["lines"]) + len(s["payments"])
+    seconds = time.perf_counter() - t0
+    Sale.objects.filter(pk__in=ids).delete()
+    return {
+        "sales": len(sales),
+        "rows": rows,
+        "seconds": seconds,
+        "sales_per_s": len(sales) / seconds,
+        "rows_per_s": rows / seconds,
+    }
+
+
+# --- Balances ---------------------------------------------------------------------------
+
+
+def balances_institution(size: int, rng: random.Random) -> tuple[int, str]:
+    """An institution with ``size`` customers (COPY), 1 % with a block, 5 % with units."""
+    from django.db import connection
+
+    from billing.models import BalanceFeed
+    from inventory.models import Product
+    from nodes.keys import terminal_key_rotate
+    from nodes.models import Institution, Node, Terminal
+
+    inst = Institution.objects.create(code=f"BAL{size}", name=f"Institución {size}")
+    node = Node.objects.create(institution=inst, code=f"BAL{size}-N1", name="Nodo")
+    terminal = Terminal.objects.create(node=node, code=f"BAL{size}-CAJA", name="Caja")
+    key = terminal_key_rotate(terminal=terminal)
+    product = Product.objects.create(institution=inst, sku="SKU-BLOQ", name="Bloqueado", price=Decimal(1000))
+    BalanceFeed.objects.get_or_create(institution=inst)
+    connection.ensure_connection()
+    pg = connection.connection
+    with pg.cursor() as cur:
+        with cur.copy(
+            "COPY billing_customer (institution_id, code, name, active, overdraft_limit, daily_max, balance,"
+            " change_seq) FROM STDIN"
+        ) as copy:
+            buf = io.StringIO()
+            for i in range(size):
+                daily = "50000.00" if i % 7 == 0 else "\\N"
+                buf.write(
+                    f"{inst.pk}\tC-{i:07d}\tCliente Número {i} Apellido\tt\t{rng.choice(['0.00', '5000.00'])}"
+                    f"\t{daily}\t{rng.randint(0, 200000)}.00\t0\n"
+                )
+            copy.write(buf.getvalue())
+        cur.execute(
+            "INSERT INTO billing_productblock (customer_id, product_id, created_at)"
+            " SELECT id, %s, now() FROM billing_customer WHERE institution_id = %s AND id %% 100 = 0",
+            [product.pk, inst.pk],
+        )
+        cur.execute(
+            "INSERT INTO billing_unitbalance (customer_id, unit_type, quantity) SELECT id, 'ALMUERZO', 10"
+            " FROM billing_customer WHERE institution_id = %s AND id %% 20 = 0",
+            [inst.pk],
+        )
+        cur.execute("ANALYZE billing_customer")
+    pg.commit()
+    return inst.pk, key
+
+
+def balances_bench(url: str, size: int, reps: int, delta_reps: int, rng: random.Random) -> dict:
+    import httpx
+    from django.utils import timezone
+
+    from billing.ledger import balance_movements_post
+    from billing.models import BalanceMovement, BalanceMovementKind, Customer
+
+    institution_id, key = balances_institution(size, rng)
+    headers = {"Authorization": f"Bearer {key}", "Accept-Encoding": "identity"}
+    snapshots = []
+    cursor = None
+    with httpx.Client(timeout=120, headers=headers) as client:
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            raw = gz = pages = customers = 0
+            r = client.get(f"{url}/api/v1/pos/balances")
+            bodies = []
+            while True:
+                assert r.status_code == 200, r.text[:200]
+                data = r.json()
+                bodies.append(r.content)
+                pages += 1
+                customers += len(data["customers"])
+                if not data["has_more"]:
+                    break
+                r = client.get(f"{url}/api/v1/pos/balances", params={"cursor": data["cursor"]})
+            seconds = time.perf_counter() - t0
+            cursor = data["cursor"]
+            raw = sum(len(b) for b in bodies)
+            gz = sum(len(gzip.compress(b, 6)) for b in bodies)
+            assert customers == size, (customers, size)
+            snapshots.append({"seconds": seconds, "pages": pages, "raw_bytes": raw, "gzip_bytes": gz})
+        ids = list(Customer.objects.filter(institution_id=institution_id).values_list("pk", flat=True))
+        deltas = []
+        for _ in range(delta_reps):
+            chosen = rng.sample(ids, 1000)
+            now = timezone.now()
+            # The real ledger service: one movement per customer, balances updated and the
+            # feed bumped exactly as a top-up does.
+            balance_movements_post(
+                movements=[
+                    BalanceMovement(
+                        customer_id=pk, kind=BalanceMovementKind.TOPUP, amount=Decimal(1000), occurred_at=now
+                    )
+                    for pk in chosen
+                ]
+            )
+            t0 = time.perf_counter()
+            r = client.get(f"{url}/api/v1/pos/balances", params={"cursor": cursor})
+            seconds = time.perf_counter() - t0
+            data = r.json()
+            if r.status_code != 200 or data["full"] or len(data["customers"]) != 1000:
+                raise SystemExit(f"unexpected delta: {r.status_code} full={data.get('full')}")
+            cursor = data["cursor"]
+            deltas.append({"seconds": seconds, "raw_bytes": len(r.content)})
+    return {
+        "customers": size,
+        "snapshot_s": median([s["seconds"] for s in snapshots]),
+        "snapshot_pages": snapshots[0]["pages"],
+        "snapshot_raw_bytes": snapshots[0]["raw_bytes"],
+        "snapshot_gzip_bytes": snapshots[0]["gzip_bytes"],
+        "snapshot_runs_s": [s["seconds"] for s in snapshots],
+        "delta_1000_ms": median([d["seconds"] for d in deltas]) * 1000,
+        "delta_runs_ms": [d["seconds"] * 1000 for d in deltas],
+        "delta_raw_bytes": deltas[0]["raw_bytes"],
+    }
+
+
+# --- History ----------------------------------------------------------------------------
+
+
+def history_load(fixture: Fixture, count: int, rng: random.Random) -> dict:
+    """COPY ``count`` reconciled sales (with lines and payments) of the past year, from
+    eight extra terminals of the bench node, then VACUUM ANALYZE (what autovacuum would do)."""
+    from django.db import connection
+
+    from nodes.models import Terminal
+
+    terminals = [
+        Terminal.objects.create(node=fixture.node, code=f"BENCH-HIST-{i:02d}", name=f"Histórica {i}").pk
+        for i in range(8)
+    ]
+    connection.ensure_connection()
+    pg = connection.connection
+    products = fixture.money_products
+    customers = [c.pk for c in fixture.customers]
+    start = datetime.now(UTC) - timedelta(days=366)
+    t0 = time.perf_counter()
+    chunk = 100_000
+    seq = dict.fromkeys(terminals, 0)
+    inst, node = fixture.institution.pk, fixture.node.pk
+    NULL = "\\N"
+    for begin in range(0, count, chunk):
+        sales, lines, pays = io.StringIO(), io.StringIO(), io.StringIO()
+        for i in range(begin, min(count, begin + chunk)):
+            sid = uuid.UUID(int=rng.getrandbits(128), version=4)
+            terminal = terminals[i % 8]
+            seq[terminal] += 1
+            occurred = start + timedelta(seconds=i * 30)
+            customer = rng.choice(customers) if i % 5 else None
+            total = 0
+            for pos in range(1 + i % 4):
+                p = products[(i + pos) % len(products)]
+                total += int(p.price)
+                lines.write(f"{sid}\t{pos}\t{p.pk}\t1.000\t{p.price}\t{p.price}\n")
+            pays.write(f"{sid}\t0\t{'paygo' if customer else 'cash'}\t{total}.00\t\n")
+            when = occurred.isoformat()
+            sales.write(
+                f"{sid}\t{inst}\t{node}\t{terminal}\t{customer or NULL}\t\\N\t{seq[terminal]}\t{when}\t{when}"
+                f"\t{occurred.astimezone(BOGOTA).date()}\tt\t{total}.00\t\\N\t{sid.hex}{sid.hex}\t{when}"
+                f"\t\\N\t\t\\N\t\n"
+            )
+        with pg.cursor() as cur:
+            with cur.copy(
+                "COPY sales_sale (id, institution_id, node_id, terminal_id, customer_id, batch_id, seq, occurred_at,"
+                " received_at, business_date, offline, total, known_balance, payload_hash, reconciled_at,"
+                " invoice_resolution_id, invoice_prefix, invoice_number, invoice_source) FROM STDIN"
+            ) as copy:
+                copy.write(sales.getvalue())
+            with cur.copy(
+                "COPY sales_saleline (sale_id, position, product_id, quantity, unit_price, total) FROM STDIN"
+            ) as copy:
+                copy.write(lines.getvalue())
+            with cur.copy("COPY sales_payment (sale_id, position, method, amount, unit_type) FROM STDIN") as copy:
+                copy.write(pays.getvalue())
+        pg.commit()
+    load_s = time.perf_counter() - t0
+    # Django keeps the driver connection in autocommit mode, which VACUUM needs.
+    with pg.cursor() as cur:
+        cur.execute("VACUUM ANALYZE sales_sale, sales_saleline, sales_payment")
+        cur.execute("SELECT count(*) FROM sales_sale")
+        stored = cur.fetchone()[0]
+    return {"sales_loaded": count, "sales_stored": stored, "load_s": load_s, "total_s": time.perf_counter() - t0}
+
+
+# --- Main -------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small run (about 1-2 minutes)")
+    parser.add_argument("--database-url", help="use this (throwaway!) PostgreSQL database instead of starting one")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3)")
+    parser.add_argument("--uploaders", type=int, default=4, help="concurrent uploaders (default 4)")
+    parser.add_argument("--batches", type=int, help="batches of 500 sales per ingest repetition (default 40; quick 12)")
+    parser.add_argument("--reps", type=int, help="repetitions of each measurement (default 3; quick 1)")
+    parser.add_argument("--history", type=int, help="sales stored for the history run (default 1000000; quick 100000)")
+    parser.add_argument("--naive", type=int, help="sales saved by the naive baseline (default 3000; quick 500)")
+    parser.add_argument("--sizes", default=None, help="balance snapshot sizes (default 10000,100000; quick 10000)")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    quick = args.quick
+    batches = args.batches or (12 if quick else 40)
+    reps = args.reps or (1 if quick else 3)
+    history = args.history if args.history is not None else (100_000 if quick else 1_000_000)
+    naive_count = args.naive or (500 if quick else 3000)
+    sizes = [int(s) for s in (args.sizes or ("10000" if quick else "10000,100000")).split(",")]
+
+    rng = random.Random(20261128)
+    workdir = Path(tempfile.mkdtemp(prefix="paygo-bench-"))
+    os.chmod(workdir, 0o777)
+    services = Services(workdir, need_postgres=not args.database_url)
+    gunicorn = None
+    try:
+        started = time.perf_counter()
+        db_url = args.database_url or services.start_postgres()
+        broker = services.start_redis()
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "DJANGO_SETTINGS_MODULE": "paygo.settings",
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-" + uuid.uuid4().hex),
+            "DJANGO_DEBUG": "0",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DJANGO_SECURE_SSL_REDIRECT": "0",
+            "PAYGO_LOG_LEVEL": "WARNING",
+        }
+        if broker:
+            env["CELERY_BROKER_URL"] = broker
+        os.environ.update({k: v for k, v in env.items() if k != "CELERY_BROKER_URL"})
+        # In this process Celery stays eager (no broker): nothing here enqueues anyway.
+        os.environ.pop("CELERY_BROKER_URL", None)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        log("migrating")
+        call_command("migrate", verbosity=0)
+        info = machine_info()
+        info["load_average_at_start"] = load_average()
+        log(f"machine: {info['cpu_model']}, {info['cpu_cores']} cores, {info['ram_gb']} GB, PG {info['postgresql']}")
+        fixture = Fixture(terminals=8, customers=5000, rng=rng)
+        gunicorn = Gunicorn(env, args.workers, workdir)
+        gunicorn.wait_ready(fixture.terminals[0][1])
+        SERVER_ROOTS[:] = [gunicorn.proc.pid, *postmaster_pid(services)]
+        log(f"gunicorn ({args.workers} sync workers) at {gunicorn.url}; broker {broker or 'none (eager!)'}")
+
+        # Warm-up: one batch per uploader (connections, imports, caches), not measured.
+        ingest_run(gunicorn.url, fixture.batches(args.uploaders, 500), args.uploaders)
+        reconcile_all()
+
+        results: dict = {"machine": info}
+        results["parameters"] = {
+            "quick": quick,
+            "gunicorn_workers": args.workers,
+            "uploaders": args.uploaders,
+            "batch_size": 500,
+            "batches_per_rep": batches,
+            "reps": reps,
+            "history_sales": history,
+            "naive_sales": naive_count,
+            "balance_sizes": sizes,
+            "postgresql_settings": PG_SETTINGS if services.pg_started else "external (--database-url)",
+            "broker": "redis (tasks published, not consumed)" if broker else "none",
+        }
+        ingest_runs = []
+        reconcile_runs = []
+        first = None
+        for rep in range(reps):
+            one = ingest_reps(gunicorn.url, fixture, reps=1, batches=batches, uploaders=args.uploaders, label="ingest")
+            first = first or one
+            ingest_runs.extend(one["runs"])
+            rec = reconcile_all()
+            log(f"reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
+            reconcile_runs.append(rec)
+        results["ingest_empty"] = {
+            "runs": ingest_runs,
+            "sales_per_s": median([r["sales_per_s"] for r in ingest_runs]),
+            "rows_per_s": median([r["rows_per_s"] for r in ingest_runs]),
+            "p50_ms": median([r["p50_ms"] for r in ingest_runs]),
+            "p95_ms": median([r["p95_ms"] for r in ingest_runs]),
+            "server_cpu_ms_per_batch": median([r["server_cpu_ms_per_batch"] for r in ingest_runs]),
+            "sales_per_server_cpu_s": median([r["sales_per_server_cpu_s"] or 0 for r in ingest_runs]),
+        }
+        results["reconcile"] = {
+            "runs": reconcile_runs,
+            "sales_per_s": median([r["sales_per_s"] for r in reconcile_runs]),
+            "sales_per_cpu_s": median([r["sales_per_cpu_s"] or 0 for r in reconcile_runs]),
+        }
+        save_partial(args.output, results)
+        log("COPY baseline")
+        results["copy_baseline"] = copy_baseline(first["_batch_ids"], max(reps, 3))
+        log("naive baseline")
+        results["naive_baseline"] = naive_baseline(first["_batches"], fixture, naive_count)
+        results["balances"] = {}
+        for size in sizes:
+            log(f"balances with {size} customers")
+            results["balances"][str(size)] = balances_bench(gunicorn.url, size, max(reps, 3), 5, rng)
+        save_partial(args.output, results)
+        log(f"loading {history} historical sales with COPY")
+        results["history_load"] = history_load(fixture, history, rng)
+        log(f"history loaded in {results['history_load']['total_s']:.0f} s")
+        hist_runs = []
+        for _ in range(reps):
+            one = ingest_reps(gunicorn.url, fixture, reps=1, batches=batches, uploaders=args.uploaders, label="history")
+            hist_runs.extend(one["runs"])
+            reconcile_all()
+        results["ingest_history"] = {
+            "stored_sales_before": results["history_load"]["sales_stored"],
+            "runs": hist_runs,
+            "sales_per_s": median([r["sales_per_s"] for r in hist_runs]),
+            "p50_ms": median([r["p50_ms"] for r in hist_runs]),
+            "p95_ms": median([r["p95_ms"] for r in hist_runs]),
+            "server_cpu_ms_per_batch": median([r["server_cpu_ms_per_batch"] for r in hist_runs]),
+            "sales_per_server_cpu_s": median([r["sales_per_server_cpu_s"] or 0 for r in hist_runs]),
+        }
+        results["targets"] = targets(results)
+        results["elapsed_s"] = time.perf_counter() - started
+        results["machine"]["load_average_at_end"] = load_average()
+        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        Path(args.output).write_text(json.dumps(results, indent=2, default=str) + "\n")
+        print_table(results)
+        log(f"results written to {args.output} ({results['elapsed_s']:.0f} s)")
+    finally:
+        if gunicorn:
+            gunicorn.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:
+            pass
+        services.stop()
+
+
+def save_partial(path: str, results: dict) -> None:
+    """Write what is measured so far, so a failure late in a long run loses nothing."""
+    Path(path).write_text(json.dumps({**results, "partial": True}, indent=2, default=str) + "\n")
+
+
+def targets(r: dict) -> list[dict]:
+    ingest = r["ingest_empty"]
+    copy, naive = r["copy_baseline"], r["naive_baseline"]
+    out = [
+        ("ingest sales/s, 4 uploaders", ingest["sales_per_s"], ">=", 3000),
+        ("batch p95 ms (500 sales)", ingest["p95_ms"], "<=", 300),
+        ("ingest rows/s vs COPY", ingest["rows_per_s"] / copy["rows_per_s"], ">=", 0.15),
+        ("ingest sales/s vs naive", ingest["sales_per_s"] / naive["sales_per_s"], ">=", 20),
+        ("reconcile sales/s", r["reconcile"]["sales_per_s"], ">=", 5000),
+    ]
+    bal = r["balances"]
+    if "100000" in bal:
+        out.append(("snapshot 100k s", bal["100000"]["snapshot_s"], "<=", 1.5))
+        out.append(("delta 1000 @100k ms", bal["100000"]["delta_1000_ms"], "<=", 50))
+        if "10000" in bal:
+            out.append(
+                ("delta @100k / @10k", bal["100000"]["delta_1000_ms"] / bal["10000"]["delta_1000_ms"], "<=", 1.5)
+            )
+    out.append(("history ingest / empty", r["ingest_history"]["sales_per_s"] / ingest["sales_per_s"], ">=", 0.8))
+    return [
+        {
+            "target": name,
+            "measured": value,
+            "op": op,
+            "goal": goal,
+            "met": value >= goal if op == ">=" else value <= goal,
+        }
+        for name, value, op, goal in out
+    ]
+
+
+def print_table(r: dict) -> None:
+    ingest, hist = r["ingest_empty"], r["ingest_history"]
+    copy, naive = r["copy_baseline"], r["naive_baseline"]
+    print()
+    print(f"{'measurement':<44} {'value':>14}")
+    print("-" * 60)
+    rows = [
+        ("ingest sales/s (empty DB)", f"{ingest['sales_per_s']:.0f}"),
+        ("ingest rows/s (empty DB)", f"{ingest['rows_per_s']:.0f}"),
+        ("batch latency p50 / p95 ms", f"{ingest['p50_ms']:.0f} / {ingest['p95_ms']:.0f}"),
+        (f"ingest sales/s ({hist['stored_sales_before']:,} stored)", f"{hist['sales_per_s']:.0f}"),
+        ("  p50 / p95 ms", f"{hist['p50_ms']:.0f} / {hist['p95_ms']:.0f}"),
+        (
+            "ingest server CPU ms per batch (empty | history)",
+            f"{ingest['server_cpu_ms_per_batch']:.0f} | {hist['server_cpu_ms_per_batch']:.0f}",
+        ),
+        ("ingest sales per server CPU-second", f"{ingest['sales_per_server_cpu_s']:.0f}"),
+        ("reconcile sales/s", f"{r['reconcile']['sales_per_s']:.0f}"),
+        ("reconcile sales per CPU-second", f"{r['reconcile']['sales_per_cpu_s']:.0f}"),
+        ("COPY baseline sales/s | rows/s", f"{copy['sales_per_s']:.0f} | {copy['rows_per_s']:.0f}"),
+        ("naive ORM baseline sales/s | rows/s", f"{naive['sales_per_s']:.0f} | {naive['rows_per_s']:.0f}"),
+    ]
+    for size, b in r["balances"].items():
+        rows.append(
+            (
+                f"snapshot {int(size):,} customers s (raw/gzip kB)",
+                f"{b['snapshot_s']:.2f} ({b['snapshot_raw_bytes'] // 1024}/{b['snapshot_gzip_bytes'] // 1024})",
+            )
+        )
+        rows.append((f"delta 1,000 changes @ {int(size):,} ms", f"{b['delta_1000_ms']:.1f}"))
+    for name, value in rows:
+        print(f"{name:<44} {value:>14}")
+    print()
+    print(f"{'target':<32} {'measured':>10} {'goal':>10}  met")
+    print("-" * 60)
+    for t in r["targets"]:
+        print(f"{t['target']:<32} {t['measured']:>10.2f} {t['op']}{t['goal']:>8}  {'yes' if t['met'] else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()
