@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
@@ -65,10 +67,18 @@ def _calls_report():
 
 @pytest.fixture
 def unthrottled(settings):
+    """No rate limits, and the test's database connection kept across requests: like Django's
+    test client, since schemathesis calls the WSGI app directly and ``request_finished``
+    would otherwise close the connection inside the test's transaction (on PostgreSQL)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"terminal": "1000000/min", "terminal_auth_failure": "1000000/min"},
     }
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @schema.parametrize()
