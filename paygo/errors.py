@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -141,8 +142,12 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     """Catch-all for unknown paths under ``/api/``: a 404 in the contract shape.
+
+    CSRF-exempt like every API view (terminals authenticate with a key, not a cookie):
+    otherwise a POST to an unknown API path got Django's HTML "CSRF verification failed" 403.
 
     Routed explicitly (last in ``paygo.api_urls``) rather than left to ``handler404``, so the
     answer is the same with ``DEBUG`` on, and ``APPEND_SLASH`` never redirects an API POST.

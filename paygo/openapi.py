@@ -31,10 +31,11 @@ _ERROR_DESCRIPTIONS = {
     413: "Request body too large (`request_too_large`).",
     415: "Body is not `application/json` (`unsupported_media_type`).",
     429: "Too many requests (`rate_limited`); wait `Retry-After` seconds.",
+    503: "Database unavailable for a moment (`service_unavailable`); retry after `Retry-After` seconds.",
 }
 
 
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Responses in the contract's error shape for ``statuses`` (401 and 429 always apply)."""
-    wanted = sorted({401, 429, *statuses})
+    """Responses in the contract's error shape for ``statuses`` (401, 429 and 503 always apply)."""
+    wanted = sorted({401, 429, 503, *statuses})
     return {code: OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[code]) for code in wanted}

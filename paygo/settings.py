@@ -145,7 +145,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("PAYGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -270,6 +270,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # A sale whose occurred_at is this far from the time it reached us is flagged clock_skew.
 PAYGO_CLOCK_SKEW_TOLERANCE = timedelta(minutes=int(os.environ.get("PAYGO_CLOCK_SKEW_MINUTES", 10)))
 PAYGO_MAX_BATCH_SALES = 500
+# The sweep re-enqueues sales still unreconciled this long after they arrived.
+PAYGO_SWEEP_MIN_AGE = timedelta(seconds=int(os.environ.get("PAYGO_SWEEP_MIN_AGE_SECONDS", 60)))
 # A terminal not heard from for this long is shown as silent in the sync-status report.
 PAYGO_TERMINAL_SILENT_AFTER = timedelta(minutes=int(os.environ.get("PAYGO_TERMINAL_SILENT_MINUTES", 15)))
 

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from nodes.authentication import IsSellingTerminal
 from paygo.errors import ApplicationError
-from paygo.openapi import ErrorSerializer
+from paygo.openapi import ErrorSerializer, error_responses
 from sales.ingest import sale_batch_ingest, sale_online_record
 from sales.selectors import sale_get_for_terminal
 
@@ -153,11 +153,15 @@ class SaleBatchUploadApi(APIView):
         operation_id="pos_sales_batch_upload",
         request=InputSerializer,
         responses={
+            **error_responses(415),
             200: OutputSerializer,
             400: _error_response("Malformed JSON or batch envelope (nothing stored)."),
             401: _error_response("Missing, unknown, revoked or inactive key."),
             403: _error_response("Kitchen keys cannot post sales."),
-            413: _error_response("`batch_too_large`: more than 500 sales (nothing stored)."),
+            413: _error_response(
+                "`batch_too_large`: more than 500 sales, or `request_too_large`: body over the size limit "
+                "(nothing stored)."
+            ),
         },
     )
     def post(self, request):
@@ -180,6 +184,7 @@ class SaleOnlineApi(APIView):
         operation_id="pos_sale_online_record",
         request=InputSerializer,
         responses={
+            **error_responses(413, 415),
             201: OutputSerializer,
             200: OpenApiResponse(response=OutputSerializer, description="Duplicate: the sale was already stored."),
             400: _error_response("Malformed JSON."),
@@ -210,6 +215,8 @@ class SaleDetailApi(APIView):
     @extend_schema(
         operation_id="pos_sale_detail",
         responses={
+            # 405: ``GET pos/sales/batches`` is the batch upload, not a sale called "batches".
+            **error_responses(405),
             200: OutputSerializer,
             401: _error_response("Missing, unknown, revoked or inactive key."),
             403: _error_response("Kitchen keys cannot read sales."),

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from nodes.authentication import IsKitchenTerminal
+from paygo.openapi import ErrorSerializer, error_responses
 from sales.kitchen import comanda_status_advance, node_comandas
 from sales.models import ComandaStatus
 
@@ -52,7 +53,7 @@ class ComandaListApi(APIView):
                 description="Estado; sin él, las comandas aún no entregadas.",
             )
         ],
-        responses=OutputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 403)},
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
@@ -70,7 +71,17 @@ class ComandaStatusApi(APIView):
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ComandaStatus.choices)
 
-    @extend_schema(operation_id="kitchen_comanda_status", request=InputSerializer, responses=ComandaOutputSerializer)
+    @extend_schema(
+        operation_id="kitchen_comanda_status",
+        request=InputSerializer,
+        responses={
+            200: ComandaOutputSerializer,
+            **error_responses(400, 403, 404, 413, 415),
+            409: OpenApiResponse(
+                ErrorSerializer, description="A comanda only moves forward (`comanda_status_backwards`)."
+            ),
+        },
+    )
     def post(self, request, comanda_id: int):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 from uuid import UUID
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 # Database hiccups (restart, failover, deadlock victim, "database is locked") are worth
 # retrying; everything in a reconcile chunk rolls back, so a retry starts clean.
 RETRYABLE = (OperationalError, InterfaceError)
-SWEEP_MIN_AGE = timedelta(minutes=1)
 SWEEP_MAX_SALES = 50 * RECONCILE_CHUNK_SIZE
 
 
@@ -86,13 +85,14 @@ def sales_reconcile_enqueue(*, sale_ids: Iterable[UUID | str]) -> None:
     max_retries=3,
 )
 def unreconciled_sales_sweep() -> int:
-    """Re-enqueue sales still unreconciled a minute after they arrived (lost messages,
+    """Re-enqueue sales still unreconciled ``PAYGO_SWEEP_MIN_AGE`` (a minute) after they arrived (lost messages,
     broker outages, killed workers), in chunks of ids.
 
     Read-only itself; locks nothing. Idempotent: enqueueing a reconciled sale is a no-op
     for the reconcile task. Returns how many sales it enqueued.
     """
-    ids = unreconciled_sale_ids(older_than=timezone.now() - SWEEP_MIN_AGE, limit=SWEEP_MAX_SALES)
+    # Younger sales normally still have their own message on the way (PAYGO_SWEEP_MIN_AGE_SECONDS).
+    ids = unreconciled_sale_ids(older_than=timezone.now() - settings.PAYGO_SWEEP_MIN_AGE, limit=SWEEP_MAX_SALES)
     if ids:
         logger.info("sweep: %d unreconciled sales enqueued again", len(ids))
         _publish([str(sale_id) for sale_id in ids])
