@@ -29,7 +29,9 @@ class SaleLockedRows:
 
 
 def sale_rows_lock(*, customer_id: int | None, node_id: int, product_ids: Iterable[int]) -> SaleLockedRows:
-    """Lock the customer and the node-stock rows a sale touches (``SELECT … FOR UPDATE``).
+    """Lock the customer and the node-stock rows a sale touches (``SELECT … FOR UPDATE``;
+    the customer ``FOR NO KEY UPDATE``, so other transactions' foreign-key checks on it,
+    taken at their COMMIT, do not wait for this one).
 
     Reading the values in the same statement as the lock makes them the committed values
     a concurrent sale left behind, not a stale snapshot.
@@ -38,7 +40,7 @@ def sale_rows_lock(*, customer_id: int | None, node_id: int, product_ids: Iterab
         raise RuntimeError("sale_rows_lock must run inside a transaction")
     balance = None
     if customer_id is not None:
-        balance = Customer.objects.select_for_update().filter(pk=customer_id).values_list("balance", flat=True).first()
+        balance = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id).values_list("balance", flat=True).first()
     stock: dict[int, Decimal] = {}
     ids = sorted(set(product_ids))
     if ids:

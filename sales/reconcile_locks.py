@@ -11,6 +11,12 @@ Order of acquisition within one reconcile transaction (never the other way round
 3. the customers of those sales (serializes balance, overdraft and daily-total
    recomputation per customer, across nodes).
 
+Nodes and customers are locked ``FOR NO KEY UPDATE`` too: it serializes reconciles just
+as well, but does not block the ``FOR KEY SHARE`` that PostgreSQL's deferred foreign-key
+checks take at COMMIT. With a plain ``FOR UPDATE`` an online sale (holding its customer,
+committing a sale that references the node) and a reconcile (holding the node, waiting
+for that customer) deadlocked.
+
 On SQLite ``select_for_update`` is a no-op: the embedded default opens every transaction
 ``IMMEDIATE``, which already serializes writers.
 """
@@ -42,16 +48,16 @@ def unreconciled_sales_lock(*, sale_ids: Iterable[UUID] | None, limit: int) -> l
 
 
 def nodes_lock(*, node_ids: Iterable[int]) -> list[int]:
-    """Lock the nodes (``SELECT … FOR UPDATE`` in ``pk`` order) until the transaction ends."""
+    """Lock the nodes (``SELECT … FOR NO KEY UPDATE`` in ``pk`` order) until the transaction ends."""
     ids = sorted(set(node_ids))
     if not ids:
         return []
-    return list(Node.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    return list(Node.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
 
 
 def customers_lock(*, customer_ids: Iterable[int]) -> list[int]:
-    """Lock the customers (``SELECT … FOR UPDATE`` in ``pk`` order) until the transaction ends."""
+    """Lock the customers (``SELECT … FOR NO KEY UPDATE`` in ``pk`` order) until the transaction ends."""
     ids = sorted(set(customer_ids))
     if not ids:
         return []
-    return list(Customer.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    return list(Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
