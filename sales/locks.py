@@ -40,7 +40,12 @@ def sale_rows_lock(*, customer_id: int | None, node_id: int, product_ids: Iterab
         raise RuntimeError("sale_rows_lock must run inside a transaction")
     balance = None
     if customer_id is not None:
-        balance = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id).values_list("balance", flat=True).first()
+        balance = (
+            Customer.objects.select_for_update(no_key=True)
+            .filter(pk=customer_id)
+            .values_list("balance", flat=True)
+            .first()
+        )
     stock: dict[int, Decimal] = {}
     ids = sorted(set(product_ids))
     if ids:

@@ -52,7 +52,9 @@ def nodes_lock(*, node_ids: Iterable[int]) -> list[int]:
     ids = sorted(set(node_ids))
     if not ids:
         return []
-    return list(Node.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    return list(
+        Node.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True)
+    )
 
 
 def customers_lock(*, customer_ids: Iterable[int]) -> list[int]:
@@ -60,4 +62,6 @@ def customers_lock(*, customer_ids: Iterable[int]) -> list[int]:
     ids = sorted(set(customer_ids))
     if not ids:
         return []
-    return list(Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    return list(
+        Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True)
+    )
