@@ -54,6 +54,7 @@ class Options:
     settle_seconds: float = 30.0
     readback: int = 200
     progress: bool = True
+    record: str | None = None  # JSON Lines file: one line per sale the terminals made
 
 
 @dataclass(frozen=True)
@@ -393,6 +394,10 @@ def run(options: Options, *, stdout: TextIO | None = None, stderr: TextIO | None
     """Run the simulation and print the summary (``--json``: one JSON object, last line)."""
     stdout = stdout if stdout is not None else sys.stdout
     summary = Simulation(options, stderr=stderr, **kwargs).run(demo_load(options.demo_file))
+    if options.record:
+        with Path(options.record).open("w", encoding="utf-8") as record:
+            for entry in summary.sale_log:
+                record.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
     if options.json:
         stdout.write(summary.to_json_line() + "\n")
     else:
