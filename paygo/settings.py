@@ -251,8 +251,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "socket_timeout": 2}
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# How often beat enqueues the sweep of unreconciled sales (seconds; tests shorten it).
+PAYGO_SWEEP_SECONDS = float(os.environ.get("PAYGO_SWEEP_SECONDS", 60))
+if PAYGO_SWEEP_SECONDS <= 0:
+    raise ImproperlyConfigured("PAYGO_SWEEP_SECONDS must be a positive number of seconds.")
 CELERY_BEAT_SCHEDULE = {
-    "sweep-unreconciled-sales": {"task": "sales.tasks.unreconciled_sales_sweep", "schedule": 60.0},
+    "sweep-unreconciled-sales": {"task": "sales.tasks.unreconciled_sales_sweep", "schedule": PAYGO_SWEEP_SECONDS},
     "verify-ledgers": {"task": "inventory.tasks.ledgers_verify", "schedule": 60.0 * 60},
 }
 CELERY_TIMEZONE = TIME_ZONE
