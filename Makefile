@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_ENV := DJANGO_DEBUG=1
+# `make demo DEMO_PORT=8001` when 8000 is taken.
+DEMO_PORT ?= 8000
 
 .PHONY: run test check lint migrate worker beat demo clean
 
@@ -23,18 +25,18 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(DEV_ENV) $(PY) manage.py migrate --noinput
 	$(DEV_ENV) $(PY) manage.py seed_demo --output demo.json
-	@echo "Iniciando el back office en http://127.0.0.1:8000/ (registro en demo-server.log)"
-	@$(DEV_ENV) $(PY) manage.py runserver 127.0.0.1:8000 --noreload >demo-server.log 2>&1 & server=$$!; \
+	@echo "Iniciando el back office en http://127.0.0.1:$(DEMO_PORT)/ (registro en demo-server.log)"
+	@$(DEV_ENV) $(PY) manage.py runserver 127.0.0.1:$(DEMO_PORT) --noreload >demo-server.log 2>&1 & server=$$!; \
 	trap 'kill $$server 2>/dev/null' INT TERM EXIT; \
 	for i in $$(seq 1 120); do \
-		$(PY) -c "import httpx; httpx.get('http://127.0.0.1:8000/api/schema/', timeout=2)" 2>/dev/null && break; \
+		$(PY) -c "import httpx; httpx.get('http://127.0.0.1:$(DEMO_PORT)/api/schema/', timeout=2)" 2>/dev/null && break; \
 		sleep 0.5; \
 	done; \
-	$(PY) -c "import httpx; httpx.get('http://127.0.0.1:8000/api/schema/', timeout=2)" 2>/dev/null \
+	$(PY) -c "import httpx; httpx.get('http://127.0.0.1:$(DEMO_PORT)/api/schema/', timeout=2)" 2>/dev/null \
 		|| { echo "El servidor no respondió; ver demo-server.log"; exit 1; }; \
-	$(DEV_ENV) $(PY) manage.py simulate_pos --url http://127.0.0.1:8000 --demo-file demo.json --sales 60 \
+	$(DEV_ENV) $(PY) manage.py simulate_pos --url http://127.0.0.1:$(DEMO_PORT) --demo-file demo.json --sales 60 \
 		--outage-seconds 20 --speed 20 --chaos || echo "La simulación terminó con errores (ver arriba)."; \
-	$(PY) -c "import json; d = json.load(open('demo.json')); print('\nReportes: http://127.0.0.1:8000/admin/'); print('  superusuario: %s / %s' % (d['admin']['username'], d['admin']['password'])); print('  finanzas:     %s / %s' % (d['finance']['username'], d['finance']['password'])); print('El servidor sigue corriendo; Ctrl+C para detenerlo.')"; \
+	$(PY) -c "import json; d = json.load(open('demo.json')); print('\nReportes: http://127.0.0.1:$(DEMO_PORT)/admin/'); print('  superusuario: %s / %s' % (d['admin']['username'], d['admin']['password'])); print('  finanzas:     %s / %s' % (d['finance']['username'], d['finance']['password'])); print('El servidor sigue corriendo; Ctrl+C para detenerlo.')"; \
 	wait $$server
 
 ## The whole test suite: lint, migrations check, pytest on PostgreSQL + Redis and on SQLite.

@@ -145,7 +145,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("PAYGO_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Where collectstatic writes (WhiteNoise serves it from there).
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT") or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -260,8 +261,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# How often beat enqueues the sweep of unreconciled sales (seconds; tests shorten it).
+PAYGO_SWEEP_SECONDS = float(os.environ.get("PAYGO_SWEEP_SECONDS", 60))
+if PAYGO_SWEEP_SECONDS <= 0:
+    raise ImproperlyConfigured("PAYGO_SWEEP_SECONDS must be a positive number of seconds.")
 CELERY_BEAT_SCHEDULE = {
-    "sweep-unreconciled-sales": {"task": "sales.tasks.unreconciled_sales_sweep", "schedule": 60.0},
+    "sweep-unreconciled-sales": {"task": "sales.tasks.unreconciled_sales_sweep", "schedule": PAYGO_SWEEP_SECONDS},
     "verify-ledgers": {"task": "inventory.tasks.ledgers_verify", "schedule": 60.0 * 60},
 }
 CELERY_TIMEZONE = TIME_ZONE

@@ -93,6 +93,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--readback", type=int, default=defaults.readback, help="Ventas a releer para sus alertas (-1: todas)."
     )
     parser.add_argument("--no-progress", action="store_true", help="Sin barra de progreso en stderr.")
+    parser.add_argument(
+        "--record",
+        default=None,
+        help="Archivo donde escribir cada venta hecha (id, terminal, seq, resultado), un JSON por línea.",
+    )
 
 
 def options_from(namespace: argparse.Namespace | dict[str, Any]) -> Options:
@@ -114,6 +119,7 @@ def options_from(namespace: argparse.Namespace | dict[str, Any]) -> Options:
         settle_seconds=values.get("settle_seconds", Options.settle_seconds),
         readback=values.get("readback", Options.readback),
         progress=not values.get("no_progress"),
+        record=values.get("record"),
     )
 
 

@@ -54,6 +54,7 @@ class Options:
     settle_seconds: float = 30.0
     readback: int = 200
     progress: bool = True
+    record: str | None = None  # JSON Lines file: one line per sale the terminals made
 
 
 @dataclass(frozen=True)
@@ -205,12 +206,6 @@ class Simulation:
         except (ApiRefused, Unreachable, Offline) as exc:
             raise SimulationAborted(f"no se pudo leer el estado inicial en {options.url}: {exc}") from exc
 
-        begin = self.clock.monotonic()
-        outage_start = options.outage_start
-        if outage_start is None:
-            outage_start = OUTAGE_START_SHARE * options.sales * MEAN_GAP_SECONDS / max(options.speed, 1e-6)
-        outage = Outage(begin + outage_start, begin + outage_start + options.outage_seconds, down)
-
         progress = ProgressBar(len(specs) * options.sales, stream=self.stderr, enabled=options.progress)
         terminals = [
             Terminal(
@@ -219,7 +214,6 @@ class Simulation:
                 node=spec.node,
                 client=self._client(spec, chaos=options.chaos, salt="transport"),
                 rng=random.Random(f"{options.seed}:{spec.code}"),
-                outage=outage,
                 clock=self.clock,
                 speed=options.speed,
                 chaos_rng=random.Random(f"{options.seed}:{spec.code}:chaos") if options.chaos else None,
@@ -229,15 +223,17 @@ class Simulation:
             for spec in specs
         ]
         summary = Summary(outage_terminals=sorted(down))
-        threads = []
+        # The morning (and the outage clock) starts once every register has opened: a
+        # slow first answer must not let the outage pass while the registers still boot.
+        self._threads_run(terminals, self._terminal_boot, summary)
+        begin = self.clock.monotonic()
+        outage_start = options.outage_start
+        if outage_start is None:
+            outage_start = OUTAGE_START_SHARE * options.sales * MEAN_GAP_SECONDS / max(options.speed, 1e-6)
+        outage = Outage(begin + outage_start, begin + outage_start + options.outage_seconds, down)
         for terminal in terminals:
-            thread = threading.Thread(
-                target=self._terminal_run, args=(terminal, summary), name=terminal.code, daemon=True
-            )
-            threads.append(thread)
-            thread.start()
-        for thread in threads:
-            thread.join()
+            terminal.outage = outage
+        self._threads_run(terminals, self._terminal_run, summary)
         progress.close("conciliando con el servidor")
 
         for terminal in terminals:
@@ -254,7 +250,28 @@ class Simulation:
         summary.elapsed_seconds = time.monotonic() - started
         return summary
 
+    @staticmethod
+    def _threads_run(terminals: list[Terminal], target, summary: Summary) -> None:
+        threads = [
+            threading.Thread(target=target, args=(terminal, summary), name=terminal.code, daemon=True)
+            for terminal in terminals
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    @staticmethod
+    def _terminal_boot(terminal: Terminal, summary: Summary) -> None:
+        try:
+            terminal.boot_when_online()
+        except Exception as exc:  # the register sells nothing; the others still run
+            terminal.failed = True
+            summary.errors.append(f"{terminal.code}: {type(exc).__name__}: {exc}")
+
     def _terminal_run(self, terminal: Terminal, summary: Summary) -> None:
+        if terminal.failed:
+            return
         try:
             terminal.run(self.options.sales)
         except Exception as exc:  # one broken terminal must not hide the others' results
@@ -377,6 +394,10 @@ def run(options: Options, *, stdout: TextIO | None = None, stderr: TextIO | None
     """Run the simulation and print the summary (``--json``: one JSON object, last line)."""
     stdout = stdout if stdout is not None else sys.stdout
     summary = Simulation(options, stderr=stderr, **kwargs).run(demo_load(options.demo_file))
+    if options.record:
+        with Path(options.record).open("w", encoding="utf-8") as record:
+            for entry in summary.sale_log:
+                record.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
     if options.json:
         stdout.write(summary.to_json_line() + "\n")
     else:

@@ -57,6 +57,8 @@ class Summary:
     predicted_negative_stock: list[tuple[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    # Every sale the terminals made and its outcome (``--record``); not in the JSON summary.
+    sale_log: list[dict[str, Any]] = field(default_factory=list)
 
     def add_terminal(self, code: str, stats: TerminalStats, records: Iterable[SaleRecord]) -> None:
         """Fold one terminal's counters and sale outcomes into the totals."""
@@ -81,6 +83,18 @@ class Summary:
         self.upload_errors.update(stats.upload_errors)
         self.flags_upload.update(stats.flags)
         for record in records:
+            if record.sale is not None:
+                self.sale_log.append(
+                    {
+                        "id": record.sale.id,
+                        "terminal": code,
+                        "seq": record.sale.seq,
+                        "offline": record.sale.offline,
+                        "outcome": record.outcome,
+                        "stored": record.stored,
+                        "codes": list(record.codes),
+                    }
+                )
             self.stored += record.stored
             self.accepted_twice += record.accepted_answers > 1
             # Made (not refused at the register) but never confirmed by the server.

@@ -161,6 +161,8 @@ class Terminal:
         self.online_since = self.clock.now()
         self.was_offline = False
         self.heartbeat_supported = True
+        self.booted = False
+        self.failed = False  # could not open (set by the runner)
         client.is_online = self.is_online
 
     # -- state -----------------------------------------------------------------------------
@@ -182,9 +184,12 @@ class Terminal:
         self.sync_interval = float(interval) / self.speed
         self.products = [Product.from_catalog(row) for row in self.client.catalog()]
         self.balances_pull(full=True)
+        self.booted = True
 
-    def _boot_when_online(self) -> None:
+    def boot_when_online(self) -> None:
         """A register cannot open without its config: wait for the connection (bounded)."""
+        if self.booted:
+            return
         for round_ in range(1, RECONNECT_ROUNDS + 1):
             while not self.is_online():
                 self.clock.sleep(0.05)
@@ -199,7 +204,7 @@ class Terminal:
     # -- the day ---------------------------------------------------------------------------
 
     def run(self, sales: int) -> None:
-        self._boot_when_online()
+        self.boot_when_online()
         for _ in range(sales):
             self.clock.sleep(self._gap())
             self.tick()

@@ -92,3 +92,14 @@ def test_production_settings_pass_the_deploy_checklist():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_sweep_interval_comes_from_the_environment():
+    default = _settings_in_subprocess(
+        {"DJANGO_DEBUG": "1"}, "settings.CELERY_BEAT_SCHEDULE['sweep-unreconciled-sales']['schedule']"
+    )
+    shortened = _settings_in_subprocess(
+        {"DJANGO_DEBUG": "1", "PAYGO_SWEEP_SECONDS": "5"},
+        "settings.CELERY_BEAT_SCHEDULE['sweep-unreconciled-sales']['schedule']",
+    )
+    assert (default, shortened) == ("60.0", "5.0")

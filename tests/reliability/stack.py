@@ -177,7 +177,7 @@ def production_env(database_url: str, *, static_root: Path, **extra: str) -> dic
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
             "DJANGO_SECURE_SSL_REDIRECT": "0",
             "DATABASE_URL": database_url,
-            "PAYGO_STATIC_ROOT": str(static_root),
+            "DJANGO_STATIC_ROOT": str(static_root),
             "PAYGO_LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
         }

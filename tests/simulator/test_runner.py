@@ -96,6 +96,35 @@ def test_json_summary_is_the_last_stdout_line(demo_dict, fake_clock, tmp_path):
     assert parsed["discrepancies"]["total"] == summary.discrepancy_count == 0
 
 
+def test_record_lists_every_sale_made_with_its_outcome(demo_dict, fake_clock, tmp_path):
+    demo_file = tmp_path / "demo.json"
+    demo_file.write_text(json.dumps(demo_dict), encoding="utf-8")
+    record = tmp_path / "sales.jsonl"
+    double = BackOfficeDouble(demo_dict)
+    options = Options(
+        url="http://x",
+        demo_file=str(demo_file),
+        terminals="N1-CAJA-01",
+        sales=25,
+        speed=1.0,
+        outage_seconds=300,
+        outage_start=100,
+        settle_seconds=0,
+        progress=False,
+        record=str(record),
+    )
+    summary = run(
+        options, stdout=io.StringIO(), stderr=io.StringIO(), transport_factory=double.transport, clock=fake_clock
+    )
+
+    entries = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    assert {e["id"] for e in entries if e["stored"]} == set(double.sales)
+    assert sum(e["stored"] for e in entries) == summary.stored
+    assert any(e["offline"] for e in entries)
+    assert {e["terminal"] for e in entries} == {"N1-CAJA-01"}
+    assert "sale_log" not in summary.to_dict()
+
+
 def test_summary_arithmetic_adds_terminals_and_outcomes():
     def stats(**kw):
         return TerminalStats(**kw)
@@ -208,6 +237,7 @@ def test_option_parsing():
         json=True,
         timeout=2.5,
     )
+    assert options_from(parser_build().parse_args(["--record", "out.jsonl"])).record == "out.jsonl"
 
 
 @pytest.mark.parametrize(

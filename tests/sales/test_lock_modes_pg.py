@@ -1,0 +1,105 @@
+"""Row locks held by reconciliation and online sales must not block the foreign-key checks
+other transactions run at COMMIT (PostgreSQL's ``SELECT … FOR KEY SHARE``).
+
+Found by the simulator's end-to-end run: an online sale (holding its customer, committing
+a sale that references the node) and a reconcile (holding the node, waiting for that
+customer) deadlocked while reconcile locked nodes with a plain ``FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+from django.db.utils import OperationalError
+
+from billing.models import Customer
+from nodes.models import Node
+from sales.locks import sale_rows_lock
+from sales.reconcile_locks import customers_lock, nodes_lock
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _key_share_while_locked(lock, table: str, pk: int) -> None:
+    """Hold ``lock()`` in one transaction; from another, take what a foreign-key check
+    takes on the same row. Raises OperationalError if the check has to wait."""
+    held, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                lock()
+                held.set()
+                release.wait(timeout=10)
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+            held.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(timeout=10)
+        assert not failures, failures
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '2s'")
+            cursor.execute(f'SELECT 1 FROM "{table}" WHERE id = %s FOR KEY SHARE', [pk])
+    finally:
+        release.set()
+        thread.join(timeout=15)
+    assert not failures, failures
+
+
+def test_reconcile_node_lock_lets_foreign_key_checks_through(demo):
+    node = Node.objects.get(code="N1")
+
+    _key_share_while_locked(lambda: nodes_lock(node_ids=[node.pk]), Node._meta.db_table, node.pk)
+
+
+def test_reconcile_customer_lock_lets_foreign_key_checks_through(demo):
+    customer = Customer.objects.order_by("pk").first()
+
+    _key_share_while_locked(lambda: customers_lock(customer_ids=[customer.pk]), Customer._meta.db_table, customer.pk)
+
+
+def test_online_sale_customer_lock_lets_foreign_key_checks_through(demo):
+    customer = Customer.objects.order_by("pk").first()
+    node = Node.objects.get(code="N1")
+
+    _key_share_while_locked(
+        lambda: sale_rows_lock(customer_id=customer.pk, node_id=node.pk, product_ids=[]),
+        Customer._meta.db_table,
+        customer.pk,
+    )
+
+
+def test_the_locks_still_serialize_each_other(demo):
+    """The weaker lock mode still makes a second reconcile of the node wait."""
+    node = Node.objects.get(code="N1")
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                nodes_lock(node_ids=[node.pk])
+                held.set()
+                release.wait(timeout=10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(timeout=10)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '300ms'")
+            with pytest.raises(OperationalError):
+                nodes_lock(node_ids=[node.pk])
+    finally:
+        release.set()
+        thread.join(timeout=15)
