@@ -45,7 +45,8 @@ def balance_cursor_encode(cursor: BalanceCursor) -> str:
         cursor.last_id,
         int(cursor.snapshot),
     ]
-    return signing.dumps(payload, salt=_CURSOR_SALT, compress=False)
+    # A plain Signer (no timestamp): the same position always gives the same cursor.
+    return signing.Signer(salt=_CURSOR_SALT).sign_object(payload)
 
 
 def balance_cursor_decode(text: str) -> BalanceCursor | None:
@@ -54,7 +55,7 @@ def balance_cursor_decode(text: str) -> BalanceCursor | None:
     if not text or len(text) > _CURSOR_MAX_LENGTH:
         return None
     try:
-        payload = signing.loads(text, salt=_CURSOR_SALT)
+        payload = signing.Signer(salt=_CURSOR_SALT).unsign_object(text)
     except (signing.BadSignature, ValueError, UnicodeDecodeError):
         return None
     if not (
