@@ -14,10 +14,13 @@ def test_lists_every_flag_with_counts_chart_and_links(client, finance_user, scen
     page = response.content.decode()
     # What reconciliation and the ingest flagged: 3 negative_stock (N1 below and lowest,
     # N3), overdraft_exceeded (Tomás), balance_unverified (N2, payGO offline),
-    # blocked_product (Ana), offline_not_allowed (N2, closed inventory). No flag on the
-    # cash sales, the online sale, nor the employee still within her overdraft.
-    assert response.context["row_count"] == 7
-    assert response.context["distinct_sales"] == 7
+    # blocked_product (Ana), offline_not_allowed (N2, closed inventory), and
+    # invoice_deferred on the four offline sales numbered by the server after sync (N2 is
+    # numbered per node, N3 per institution; N1's registers number their own). No flag on
+    # the N1 cash sales nor the online sale; the employee within her overdraft only has
+    # her deferred invoice.
+    assert response.context["row_count"] == 11
+    assert response.context["distinct_sales"] == 8
     assert "Producto bloqueado" in page
     assert "Ana Pérez" in page
     assert f"/admin/sales/sale/{scenario.sales['blocked'].pk}/change/" in page
@@ -26,7 +29,7 @@ def test_lists_every_flag_with_counts_chart_and_links(client, finance_user, scen
     by_code = dict(response.context["counts_by_node"])
     assert by_code["N1 — Cafetería Central"] == 4
     flagged = {row.sale_id for row in response.context["page_obj"]}
-    for key in ("online", "n1_first", "n1_cash_2", "within_limit"):
+    for key in ("online", "n1_first", "n1_cash_2"):
         assert scenario.sales[key].pk not in flagged
 
 
@@ -37,18 +40,20 @@ def test_filters_by_flag_node_terminal_customer_day_and_offline(client, finance_
         return client.get(URL, params).context["row_count"]
 
     assert count(flag=FlagCode.NEGATIVE_STOCK) == 3
-    assert count(node=scenario.terminals["N2-CAJA-01"].node.pk) == 2
+    assert count(node=scenario.terminals["N2-CAJA-01"].node.pk) == 4
     assert count(terminal=scenario.terminals["N1-CAJA-02"].pk) == 2
     assert count(q="C-000123") == 1
     assert count(q="ana pérez") == 1
     assert count(q=str(scenario.sales["overdraft"].pk)) == 1
     assert count(offline="0") == 0
-    assert count(institution=scenario.terminals["N3-CAJA-01"].node.institution.pk) == 1
+    assert count(institution=scenario.terminals["N3-CAJA-01"].node.institution.pk) == 3
+    assert count(flag=FlagCode.INVOICE_DEFERRED) == 4
     assert count(flag=FlagCode.BALANCE_UNVERIFIED) == 1
     assert count(flag=FlagCode.OFFLINE_NOT_ALLOWED) == 1
     day = scenario.sales["blocked"].business_date
-    flagged = ("n1_below", "n1_lowest", "n3_below", "overdraft", "unverified", "blocked", "n2_offline")
-    same_day = sum(1 for key in flagged if scenario.sales[key].business_date == day)
+    flag_rows = {"n1_below": 1, "n1_lowest": 1, "n3_below": 2, "overdraft": 1, "unverified": 2, "blocked": 1}
+    flag_rows |= {"n2_offline": 2, "within_limit": 1}
+    same_day = sum(rows for key, rows in flag_rows.items() if scenario.sales[key].business_date == day)
     assert count(date_from=day.isoformat(), date_to=day.isoformat()) == same_day
     assert count(date_from="2001-01-01", date_to="2001-01-31") == 0
 
@@ -56,7 +61,8 @@ def test_filters_by_flag_node_terminal_customer_day_and_offline(client, finance_
 def test_sorting_by_customer(client, finance_user, scenario):
     client.force_login(finance_user)
     rows = client.get(URL, {"o": "-sale__customer__code", "q": "C-0"}).context["page_obj"]
-    assert [r.sale.customer.code for r in rows] == ["C-000200", "C-000123", "C-000005"]
+    # C-000005's offline payGO sale at N2 has two flags: balance_unverified and invoice_deferred.
+    assert [r.sale.customer.code for r in rows] == ["C-000200", "C-000123", "C-000005", "C-000005"]
 
 
 def test_exports_match_the_filtered_rows(client, finance_user, scenario):
