@@ -31,19 +31,15 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from billing.invoicing import InvoiceError, invoice_number_take, invoice_unavailable_error
-from billing.ledger import balance_movements_post, unit_movements_post
 from billing.models import (
-    BalanceMovement,
-    BalanceMovementKind,
     Customer,
     InvoiceResolution,
     ProductBlock,
     UnitBalance,
-    UnitMovement,
-    UnitMovementKind,
 )
-from inventory.ledger import stock_movements_post
-from inventory.models import Product, StockMovement, StockMovementKind
+from billing.reconcile import SalePaymentEffect, sale_balance_movements_append, sale_unit_movements_append
+from inventory.models import Product
+from inventory.reconcile import SaleLineEffect, sale_stock_movements_append
 from nodes.models import NumberingLevel, Terminal
 from paygo.errors import ApplicationError
 from sales import tasks
@@ -1255,44 +1251,39 @@ def _online_replay(parsed: ParsedSale, stored: tuple[str, int], terminal: Termin
 
 
 def _effects_post(prepared: _Prepared, lines: list[SaleLine], payments: list[Payment]) -> None:
-    """Post the online sale's stock, balance and unit movements through the ledgers."""
+    """Post the online sale's stock, balance and unit movements through the same writers
+    reconciliation uses (one definition of what a sale does to the ledgers); reconciling
+    the sale later finds them there and appends nothing."""
     sale = prepared.sale
     products = {line.product.pk: line.product for line in prepared.parsed.lines}
-    stock = [
-        StockMovement(
-            node_id=sale.node_id,
-            product_id=line.product_id,
-            kind=StockMovementKind.SALE,
-            quantity=-line.quantity,
-            occurred_at=sale.occurred_at,
-            sale_line_id=line.pk,
-        )
-        for line in lines
-        if products[line.product_id].tracks_inventory
-    ]
-    balance = [
-        BalanceMovement(
-            customer_id=sale.customer_id,
-            kind=BalanceMovementKind.SALE,
-            amount=-payment.amount,
-            occurred_at=sale.occurred_at,
-            payment_id=payment.pk,
-        )
-        for payment in payments
-        if payment.method == PaymentMethod.PAYGO and payment.amount > 0
-    ]
-    units = [
-        UnitMovement(
-            customer_id=sale.customer_id,
-            unit_type=payment.unit_type,
-            kind=UnitMovementKind.SALE,
-            quantity=-int(payment.amount),
-            occurred_at=sale.occurred_at,
-            payment_id=payment.pk,
-        )
-        for payment in payments
-        if payment.method == PaymentMethod.UNITS and payment.amount > 0
-    ]
-    stock_movements_post(movements=stock)
-    balance_movements_post(movements=balance)
-    unit_movements_post(movements=units)
+    sale_stock_movements_append(
+        lines=[
+            SaleLineEffect(
+                line_id=line.pk,
+                sale_id=sale.pk,
+                node_id=sale.node_id,
+                product_id=line.product_id,
+                quantity=line.quantity,
+                occurred_at=sale.occurred_at,
+            )
+            for line in lines
+            if products[line.product_id].tracks_inventory
+        ]
+    )
+
+    def effects(method: str) -> list[SalePaymentEffect]:
+        return [
+            SalePaymentEffect(
+                payment_id=payment.pk,
+                sale_id=sale.pk,
+                customer_id=sale.customer_id,
+                amount=payment.amount,
+                occurred_at=sale.occurred_at,
+                unit_type=payment.unit_type,
+            )
+            for payment in payments
+            if payment.method == method and payment.amount > 0
+        ]
+
+    sale_balance_movements_append(payments=effects(PaymentMethod.PAYGO))
+    sale_unit_movements_append(payments=effects(PaymentMethod.UNITS))
