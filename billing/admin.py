@@ -331,6 +331,8 @@ class InvoiceResolutionAdmin(SimpleHistoryAdmin):
 
 
 DEFERRED_INVOICE_TEXT = "Pendiente: se numera al sincronizar"
+# Reconciled, but the owner's range was exhausted, expired or missing at the time.
+WAITING_INVOICE_TEXT = "Pendiente: sin consecutivos disponibles; se numera al agregar o ampliar una resolución"
 
 
 class SaleInvoiceViewMixin:
@@ -371,7 +373,9 @@ class SaleInvoiceViewMixin:
     def _invoice_value(self, obj, value):
         if obj.invoice_number is not None:
             return value
-        return DEFERRED_INVOICE_TEXT if self._invoice_deferred(obj) else "—"
+        if not self._invoice_deferred(obj):
+            return "—"
+        return WAITING_INVOICE_TEXT if obj.reconciled_at is not None else DEFERRED_INVOICE_TEXT
 
     @admin.display(description="Factura")
     def invoice_view_invoice(self, obj):

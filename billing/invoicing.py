@@ -37,6 +37,7 @@ from django.utils import timezone
 from rest_framework import status
 
 from billing.models import InvoiceResolution
+from billing.tasks import invoices_pending_assign_enqueue
 from nodes.models import Institution, NumberingLevel, Terminal, TerminalKind
 from paygo.errors import ApplicationError
 from sales.models import FlagCode, InvoiceSource, Sale, SaleFlag
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 # Warn when this share of a range is used, and this many days before a resolution expires.
 NEAR_EXHAUSTION_PERCENT = 90
 NEAR_EXPIRY_DAYS = 30
+# Levels at which the server, not the register, numbers invoices (offline ones after sync).
+SERVER_NUMBERING_LEVELS = frozenset({NumberingLevel.NODE, NumberingLevel.INSTITUTION})
 
 
 class InvoiceError(ApplicationError):
@@ -269,10 +272,38 @@ def _deferred_sales(sale_ids: list[UUID]) -> list[Sale]:
             pk__in=sale_ids,
             offline=True,
             invoice_number__isnull=True,
-            node__invoice_numbering_level__in=[NumberingLevel.NODE, NumberingLevel.INSTITUTION],
-        )
+            node__invoice_numbering_level__in=SERVER_NUMBERING_LEVELS,
+        ).select_related("node")
+    )
+
+
+# Offline sales already reconciled that still wait for a server number: their owner's
+# range was exhausted, expired or missing when they were reconciled. Served by the
+# partial index ``sale_invoice_pending``.
+PENDING_Q = Q(
+    offline=True,
+    invoice_number__isnull=True,
+    reconciled_at__isnull=False,
+    node__invoice_numbering_level__in=SERVER_NUMBERING_LEVELS,
+)
+# How many pending sales of one owner a single run numbers (the next run takes the rest).
+PENDING_BATCH = 5000
+
+
+def _pending_owner_q(owner: _Owner) -> Q:
+    if owner.level == NumberingLevel.NODE:
+        return Q(node_id=owner.node_id, node__invoice_numbering_level=NumberingLevel.NODE)
+    return Q(institution_id=owner.institution_id, node__invoice_numbering_level=NumberingLevel.INSTITUTION)
+
+
+def _pending_sales(owners: Iterable[_Owner], *, limit: int) -> list[Sale]:
+    owner_q = Q()
+    for owner in owners:
+        owner_q |= _pending_owner_q(owner)
+    return list(
+        Sale.objects.filter(PENDING_Q, owner_q)
         .select_related("node")
-        .order_by("occurred_at", "terminal_id", "seq")
+        .order_by("occurred_at", "terminal_id", "seq")[:limit]
     )
 
 
@@ -281,12 +312,21 @@ def _sale_owner(sale: Sale) -> _Owner:
     return _Owner(level, sale.institution_id, sale.node_id if level == NumberingLevel.NODE else None)
 
 
+def invoices_pending_count() -> int:
+    """How many reconciled offline sales still wait for an invoice number. Read only."""
+    return Sale.objects.filter(PENDING_Q).count()
+
+
 def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
-    """Number the OFFLINE sales among ``sale_ids`` that arrived without an invoice.
+    """Number the OFFLINE sales among ``sale_ids`` that arrived without an invoice, and
+    the owners' pending backlog with them.
 
     For node- and institution-level numbering (a terminal-level sale always carries the
-    register's own number). Sales are numbered in ``(occurred_at, terminal_id, seq)``
-    order, not arrival order, each from the owner's active resolution valid on the
+    register's own number). Besides ``sale_ids``, the run takes up to ``PENDING_BATCH``
+    sales of the same owners that an earlier reconciliation left unnumbered (range
+    exhausted, expired or missing then), so a backlog is numbered before, not after,
+    the sales that follow it. Everything is numbered in ``(occurred_at, terminal_id,
+    seq)`` order, not arrival order, each from the owner's active resolution valid on the
     sale's Bogotá date with the lowest ``range_from`` that still has numbers. Set-based:
     per resolution one UPDATE takes the whole block of numbers, then one bulk UPDATE
     writes the sales and one INSERT adds their ``invoice_deferred`` flags; the sales get
@@ -302,7 +342,8 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
     one number for two sales impossible regardless.
 
     When an owner's numbers run out (or no resolution is valid on a sale's date), the
-    sales that fit are numbered and the rest stay unnumbered for the next run; that is
+    sales that fit are numbered and the rest stay unnumbered for the next run
+    (:func:`invoices_pending_assign`, periodic and after a resolution is saved); that is
     logged as a warning with the counts. Returns how many sales this run numbered.
     """
     ids = list(dict.fromkeys(sale_ids))
@@ -312,67 +353,91 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
         candidates = _deferred_sales(ids)
         if not candidates:
             return 0
-        owners = {_sale_owner(sale) for sale in candidates}
-        owner_q = Q()
-        for owner in owners:
-            owner_q |= owner.q()
-        locked = list(InvoiceResolution.objects.select_for_update().filter(owner_q, active=True).order_by("pk"))
-        # Re-read after the locks: a concurrent run may have numbered some of them meanwhile.
-        sales = _deferred_sales([sale.pk for sale in candidates])
+        return _owners_number(owners={_sale_owner(sale) for sale in candidates}, sale_ids=[s.pk for s in candidates])
 
-        by_owner: dict[_Owner, list[InvoiceResolution]] = defaultdict(list)
-        for resolution in sorted(locked, key=lambda r: (r.range_from, r.pk)):
-            by_owner[_Owner(resolution.level, resolution.institution_id, resolution.node_id)].append(resolution)
 
-        taken: dict[int, int] = defaultdict(int)  # resolution pk -> numbers handed out in this run
-        numbered: list[Sale] = []
-        left_behind: dict[_Owner, int] = defaultdict(int)
-        for sale in sales:
-            owner = _sale_owner(sale)
-            for resolution in by_owner.get(owner, []):
-                number = resolution.next_number + taken[resolution.pk]
-                if (
-                    resolution.valid_from <= sale.business_date <= resolution.valid_until
-                    and number <= resolution.range_to
-                ):
-                    taken[resolution.pk] += 1
-                    sale.invoice_resolution = resolution
-                    sale.invoice_prefix = resolution.prefix
-                    sale.invoice_number = number
-                    sale.invoice_source = InvoiceSource.SERVER
-                    numbered.append(sale)
-                    break
-            else:
-                left_behind[owner] += 1
+def invoices_pending_assign() -> int:
+    """Number the reconciled offline sales still waiting for a number, owner by owner.
 
-        for resolution_pk, count in sorted(taken.items()):
-            resolution = next(r for r in locked if r.pk == resolution_pk)
-            first = _numbers_reserve(resolution_id=resolution_pk, count=count)
-            # We hold the row lock, so the block must start where we read it.
-            if first != resolution.next_number:
-                raise RuntimeError(
-                    f"resolution {resolution_pk} moved while locked ({first} != {resolution.next_number})"
+    Run by beat (``number-pending-invoices``) and after staff save a resolution, so a
+    backlog left by an exhausted, expired or missing range ends with numbers once a
+    resolution can give them. One transaction per owner (level, institution, node), at
+    most ``PENDING_BATCH`` sales each; locks as :func:`invoices_deferred_assign`.
+    Idempotent. Returns how many sales it numbered.
+    """
+    owners = {
+        _Owner(row["node__invoice_numbering_level"], row["institution_id"], row["node_id"])
+        if row["node__invoice_numbering_level"] == NumberingLevel.NODE
+        else _Owner(row["node__invoice_numbering_level"], row["institution_id"], None)
+        for row in Sale.objects.filter(PENDING_Q)
+        .values("institution_id", "node_id", "node__invoice_numbering_level")
+        .order_by()
+        .distinct()
+    }
+    numbered = 0
+    for owner in sorted(owners, key=lambda o: (o.institution_id, o.node_id or 0, o.level)):
+        with transaction.atomic():
+            numbered += _owners_number(owners={owner}, sale_ids=[])
+    return numbered
+
+
+def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
+    """Number ``sale_ids`` and the owners' pending backlog. Call inside a transaction."""
+    owner_q = Q()
+    for owner in owners:
+        owner_q |= owner.q()
+    locked = list(InvoiceResolution.objects.select_for_update().filter(owner_q, active=True).order_by("pk"))
+    # Read after the locks: a concurrent run may have numbered some of them meanwhile.
+    by_pk = {sale.pk: sale for sale in _pending_sales(owners, limit=PENDING_BATCH)}
+    by_pk.update((sale.pk, sale) for sale in _deferred_sales(sale_ids))
+    sales = sorted(by_pk.values(), key=lambda s: (s.occurred_at, s.terminal_id, s.seq))
+
+    by_owner: dict[_Owner, list[InvoiceResolution]] = defaultdict(list)
+    for resolution in sorted(locked, key=lambda r: (r.range_from, r.pk)):
+        by_owner[_Owner(resolution.level, resolution.institution_id, resolution.node_id)].append(resolution)
+
+    taken: dict[int, int] = defaultdict(int)  # resolution pk -> numbers handed out in this run
+    numbered: list[Sale] = []
+    left_behind: dict[_Owner, int] = defaultdict(int)
+    for sale in sales:
+        owner = _sale_owner(sale)
+        for resolution in by_owner.get(owner, []):
+            number = resolution.next_number + taken[resolution.pk]
+            if resolution.valid_from <= sale.business_date <= resolution.valid_until and number <= resolution.range_to:
+                taken[resolution.pk] += 1
+                sale.invoice_resolution = resolution
+                sale.invoice_prefix = resolution.prefix
+                sale.invoice_number = number
+                sale.invoice_source = InvoiceSource.SERVER
+                numbered.append(sale)
+                break
+        else:
+            left_behind[owner] += 1
+
+    for resolution_pk, count in sorted(taken.items()):
+        resolution = next(r for r in locked if r.pk == resolution_pk)
+        first = _numbers_reserve(resolution_id=resolution_pk, count=count)
+        # We hold the row lock, so the block must start where we read it.
+        if first != resolution.next_number:
+            raise RuntimeError(f"resolution {resolution_pk} moved while locked ({first} != {resolution.next_number})")
+
+    if numbered:
+        Sale.objects.bulk_update(numbered, ["invoice_resolution", "invoice_prefix", "invoice_number", "invoice_source"])
+        SaleFlag.objects.bulk_create(
+            [
+                SaleFlag(
+                    sale=sale,
+                    code=FlagCode.INVOICE_DEFERRED,
+                    detail={
+                        "resolution": sale.invoice_resolution.number,
+                        "prefix": sale.invoice_prefix,
+                        "number": sale.invoice_number,
+                    },
                 )
-
-        if numbered:
-            Sale.objects.bulk_update(
-                numbered, ["invoice_resolution", "invoice_prefix", "invoice_number", "invoice_source"]
-            )
-            SaleFlag.objects.bulk_create(
-                [
-                    SaleFlag(
-                        sale=sale,
-                        code=FlagCode.INVOICE_DEFERRED,
-                        detail={
-                            "resolution": sale.invoice_resolution.number,
-                            "prefix": sale.invoice_prefix,
-                            "number": sale.invoice_number,
-                        },
-                    )
-                    for sale in numbered
-                ],
-                ignore_conflicts=True,
-            )
+                for sale in numbered
+            ],
+            ignore_conflicts=True,
+        )
     for owner, count in left_behind.items():
         logger.warning(
             "%d deferred invoices left unnumbered (level=%s institution=%s node=%s): "
@@ -553,11 +618,13 @@ def resolution_save(*, resolution: InvoiceResolution) -> InvoiceResolution:
     Locks: the institution row (``SELECT … FOR UPDATE``) until commit, so two staff
     saving overlapping ranges at once are checked one after the other. On PostgreSQL the
     ``resolution_range_no_overlap`` exclusion constraint (migration 0003) backs this up.
-    Raises ``ValidationError`` like :func:`resolution_validate`.
+    Raises ``ValidationError`` like :func:`resolution_validate`. After the commit, offline
+    sales left without a number (:func:`invoices_pending_assign`) are numbered from it.
     """
     Institution.objects.select_for_update().filter(pk=resolution.institution_id).exists()
     resolution_validate(resolution=resolution)
     resolution.save()
+    invoices_pending_assign_enqueue()
     return resolution
 
 

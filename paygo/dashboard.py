@@ -12,6 +12,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from billing.invoicing import invoices_pending_count
 from inventory.report_selectors import negative_stock_open_summary
 from paygo.reporting import business_today, money_text
 from sales.report_selectors import offline_sales_today, quarantine_pending_count, silent_terminals_count
@@ -24,6 +25,7 @@ def dashboard_cards() -> list[dict[str, Any]]:
     negative = negative_stock_open_summary()
     silent = silent_terminals_count()
     quarantine = quarantine_pending_count()
+    invoices_pending = invoices_pending_count()
     return [
         {
             "label": "Ventas sin conexión hoy",
@@ -62,5 +64,12 @@ def dashboard_cards() -> list[dict[str, Any]]:
             "detail": "Pendientes de reprocesar o descartar",
             "url": reverse("admin:report_cuarentena") + "?status=pending",
             "alert": quarantine > 0,
+        },
+        {
+            "label": "Facturas pendientes de número",
+            "figure": invoices_pending,
+            "detail": "Ventas offline sin rango disponible: agregue o amplíe una resolución",
+            "url": reverse("admin:sales_sale_changelist") + "?invoice=pending",
+            "alert": invoices_pending > 0,
         },
     ]

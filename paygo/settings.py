@@ -268,6 +268,8 @@ if PAYGO_SWEEP_SECONDS <= 0:
 CELERY_BEAT_SCHEDULE = {
     "sweep-unreconciled-sales": {"task": "sales.tasks.unreconciled_sales_sweep", "schedule": PAYGO_SWEEP_SECONDS},
     "verify-ledgers": {"task": "inventory.tasks.ledgers_verify", "schedule": 60.0 * 60},
+    # Offline sales reconciled while their range was exhausted, expired or missing.
+    "number-pending-invoices": {"task": "billing.tasks.invoices_pending_assign", "schedule": 5.0 * 60},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

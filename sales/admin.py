@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import Count
 
 from billing.admin import SaleInvoiceViewMixin
+from billing.invoicing import PENDING_Q
 from paygo.admin_readonly import ReadOnlyAdminMixin, ReadOnlyInline
 from sales.models import Comanda, Payment, QuarantinedSale, Sale, SaleFlag, SaleLine, SequenceGap, UploadBatch
 
@@ -24,6 +25,27 @@ class SaleFlagInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class InvoiceStateFilter(admin.SimpleListFilter):
+    title = "factura"
+    parameter_name = "invoice"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("numbered", "Numerada"),
+            ("pending", "Pendiente de número (sin rango disponible)"),
+            ("none", "Sin factura"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "numbered":
+            return queryset.filter(invoice_number__isnull=False)
+        if self.value() == "pending":
+            return queryset.filter(PENDING_Q)
+        if self.value() == "none":
+            return queryset.filter(invoice_number__isnull=True)
+        return queryset
+
+
 @admin.register(Sale)
 class SaleAdmin(SaleInvoiceViewMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -37,7 +59,15 @@ class SaleAdmin(SaleInvoiceViewMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
         "reconciled_at",
         "flag_count",
     ]
-    list_filter = ["offline", "node__institution", "node", "terminal", "flags__code", "business_date"]
+    list_filter = [
+        "offline",
+        InvoiceStateFilter,
+        "node__institution",
+        "node",
+        "terminal",
+        "flags__code",
+        "business_date",
+    ]
     search_fields = ["=id", "customer__code", "customer__name", "terminal__code"]
     list_select_related = ["terminal", "customer"]
     date_hierarchy = "occurred_at"

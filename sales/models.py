@@ -89,6 +89,13 @@ class Sale(models.Model):
             models.Index(fields=["terminal", "seq"], name="sale_terminal_seq"),
             models.Index(fields=["customer", "business_date"], name="sale_customer_day"),
             models.Index(fields=["received_at"], name="sale_unreconciled", condition=Q(reconciled_at__isnull=True)),
+            # Reconciled offline sales still waiting for a server invoice number (a range
+            # ran out): billing.invoicing.invoices_pending_assign finds them here.
+            models.Index(
+                fields=["node", "occurred_at"],
+                name="sale_invoice_pending",
+                condition=Q(offline=True, invoice_number__isnull=True, reconciled_at__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -27,7 +27,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from billing.invoicing import invoices_deferred_assign
+from billing.invoicing import SERVER_NUMBERING_LEVELS, invoices_deferred_assign
 from billing.reconcile import (
     SalePaymentEffect,
     daily_max_recompute,
@@ -36,7 +36,6 @@ from billing.reconcile import (
     sale_unit_movements_append,
 )
 from inventory.reconcile import SaleLineEffect, negative_stock_recompute, sale_stock_movements_append
-from nodes.models import NumberingLevel
 from sales.kitchen import ComandaSale, comandas_create
 from sales.models import Payment, PaymentMethod, Sale, SaleLine
 from sales.reconcile_flags import sale_flags_apply
@@ -46,8 +45,6 @@ from sales.sequence_gaps import sequence_gaps_recompute
 logger = logging.getLogger(__name__)
 
 RECONCILE_CHUNK_SIZE = 500
-# Levels at which the server, not the register, numbers invoices (offline ones after sync).
-SERVER_NUMBERING_LEVELS = frozenset({NumberingLevel.NODE, NumberingLevel.INSTITUTION})
 
 
 def sales_reconcile(

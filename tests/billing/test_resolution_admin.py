@@ -10,9 +10,11 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.admin import WAITING_INVOICE_TEXT
 from billing.invoicing import invoice_number_take, invoices_deferred_assign
 from billing.models import InvoiceResolution
 from nodes.models import Node, Terminal
+from sales.models import Sale
 from tests.billing.test_invoicing import at, resolution_of, sale_record
 
 
@@ -187,3 +189,35 @@ def test_terminal_level_sale_without_number_is_not_shown_as_pending(client, admi
     page = client.get(reverse("admin:sales_sale_change", args=[sale.pk]))
     assert page.status_code == 200
     assert "Pendiente: se numera al sincronizar" not in page.text
+
+
+@pytest.mark.django_db
+def test_adding_a_resolution_in_the_admin_numbers_the_waiting_offline_sales(
+    client, data_staff_user, finance_user, django_capture_on_commit_callbacks
+):
+    # Given two offline sales of N2 reconciled while its range was used up
+    n2 = resolution_of("N2")
+    InvoiceResolution.objects.filter(pk=n2.pk).update(next_number=F("range_to") + 1)
+    caja = Terminal.objects.get(code="N2-CAJA-01")
+    waiting = [sale_record(caja, occurred_at=at(9), seq=2), sale_record(caja, occurred_at=at(8), seq=1)]
+    invoices_deferred_assign(sale_ids=[s.pk for s in waiting])
+    Sale.objects.filter(pk__in=[s.pk for s in waiting]).update(reconciled_at=timezone.now())
+    client.force_login(finance_user)
+    listed = client.get(reverse("admin:sales_sale_changelist") + "?invoice=pending")
+    assert listed.context["cl"].result_count == 2
+    page = client.get(reverse("admin:sales_sale_change", args=[waiting[0].pk]))
+    assert page.text.count(WAITING_INVOICE_TEXT) == 4
+
+    # When a Datos Base user adds the next resolution
+    client.force_login(data_staff_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:billing_invoiceresolution_add"),
+            _form(n2, number="18764000779", range_from=710_001, range_to=710_100, next_number=""),
+        )
+    assert response.status_code == 302, response.text[:3000]
+
+    # Then both are numbered from it, the older sale first
+    assert [Sale.objects.get(pk=s.pk).invoice_number for s in waiting] == [710_002, 710_001]
+    client.force_login(finance_user)
+    assert client.get(reverse("admin:sales_sale_changelist") + "?invoice=pending").context["cl"].result_count == 0

@@ -17,6 +17,7 @@ def test_app_uses_json_late_acks_and_one_message_at_a_time():
     assert {entry["task"] for entry in conf.beat_schedule.values()} == {
         "sales.tasks.unreconciled_sales_sweep",
         "inventory.tasks.ledgers_verify",
+        "billing.tasks.invoices_pending_assign",
     }
 
 
@@ -26,6 +27,7 @@ def test_reconcile_tasks_are_registered_and_retry_database_hiccups():
         "sales.tasks.sales_reconcile",
         "sales.tasks.unreconciled_sales_sweep",
         "inventory.tasks.ledgers_verify",
+        "billing.tasks.invoices_pending_assign",
     ):
         task = app.tasks[name]
         assert task.acks_late is True

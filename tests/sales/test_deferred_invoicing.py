@@ -13,7 +13,9 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.invoicing import PENDING_Q, invoices_pending_assign, invoices_pending_count, resolution_save
 from billing.models import InvoiceResolution
+from billing.tasks import invoices_pending_assign as invoices_pending_assign_task
 from sales.models import FlagCode, InvoiceSource, Sale, SaleFlag
 from sales.reconcile import sales_chunk_reconcile, sales_reconcile
 from tests.sales.payloads import BATCHES_URL, batch, cash_sale, sale_url
@@ -235,3 +237,168 @@ def test_any_arrival_order_numbers_every_sale_once_inside_the_range(demo, base_t
         seen |= chunk_ids
         ordered = sorted(fresh, key=lambda pk: by_id[pk][1])
         assert [by_id[pk][0] for pk in ordered] == sorted(by_id[pk][0] for pk in fresh)
+
+
+# --- A backlog left by an exhausted, expired or missing range ends numbered -------------
+
+
+def _successor(resolution: InvoiceResolution, *, start: int = 900_001, size: int = 10, **changes):
+    """The next resolution of the same owner, as staff would add it (not saved)."""
+    fields = {
+        "institution_id": resolution.institution_id,
+        "level": resolution.level,
+        "node_id": resolution.node_id,
+        "number": "18764009999",
+        "resolution_date": resolution.resolution_date,
+        "prefix": resolution.prefix,
+        "range_from": start,
+        "range_to": start + size - 1,
+        "valid_from": resolution.valid_from,
+        "valid_until": resolution.valid_until,
+        "next_number": start,
+        **changes,
+    }
+    return InvoiceResolution(**fields)
+
+
+def _exhaust(resolution: InvoiceResolution) -> None:
+    InvoiceResolution.objects.filter(pk=resolution.pk).update(next_number=resolution.range_to + 1)
+
+
+def test_saving_a_new_resolution_numbers_the_backlog_an_exhausted_range_left(
+    pos_client, at, django_capture_on_commit_callbacks
+):
+    # Given an institution whose range ran out before three offline sales were reconciled
+    old = institution_resolution()
+    _exhaust(old)
+    sales = [offline_cafe(at(m), seq) for seq, m in enumerate([20, 5, 12], start=1)]
+    pos_client("N3-CAJA-01").post(BATCHES_URL, batch(*sales), format="json")
+    assert sales_reconcile() == 3
+    assert set(invoices().values()) == {None}
+    assert invoices_pending_count() == 3
+    assert pos_client("N3-CAJA-01").get(sale_url(sales[0]["id"])).json()["invoice"] is None
+
+    # When staff save the next resolution (the service the admin calls)
+    new = _successor(old)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        resolution_save(resolution=new)
+
+    # Then the backlog is numbered from it, in time of sale, flagged, and readable by the register
+    numbers = invoices()
+    ordered = sorted(sales, key=lambda s: s["occurred_at"])
+    assert [numbers[s["id"]] for s in ordered] == [900_001, 900_002, 900_003]
+    assert invoices_pending_count() == 0
+    assert SaleFlag.objects.filter(code=FlagCode.INVOICE_DEFERRED).count() == 3
+    new.refresh_from_db()
+    assert new.next_number == 900_004
+    detail = pos_client("N3-CAJA-01").get(sale_url(ordered[0]["id"])).json()
+    assert detail["invoice"] == {
+        "prefix": new.prefix,
+        "number": 900_001,
+        "resolution": new.number,
+        "range_from": 900_001,
+        "range_to": 900_010,
+    }
+
+
+def test_the_backlog_is_numbered_before_the_sales_that_follow_it(pos_client, at):
+    # Given a node-level backlog of two sales left while N2 had no numbers
+    old = InvoiceResolution.objects.get(level="node", node__code="N2", active=True)
+    _exhaust(old)
+    backlog = [cash_sale(occurred_at=at(m).isoformat(), seq=seq) for seq, m in enumerate([3, 1], start=1)]
+    pos_client("N2-CAJA-01").post(BATCHES_URL, batch(*backlog), format="json")
+    sales_reconcile()
+    # and a new resolution created without the after-save run (e.g. loaded by a script)
+    _successor(old).save()
+
+    # When later offline sales of N2 are reconciled
+    later = [cash_sale(occurred_at=at(m).isoformat(), seq=seq) for seq, m in enumerate([9, 7], start=3)]
+    pos_client("N2-CAJA-01").post(BATCHES_URL, batch(*later), format="json")
+    assert sales_reconcile() == 2
+
+    # Then the same run numbered the backlog first: numbers follow the time of sale
+    numbers = invoices()
+    ordered = sorted(backlog + later, key=lambda s: s["occurred_at"])
+    assert [numbers[s["id"]] for s in ordered] == [900_001, 900_002, 900_003, 900_004]
+
+
+def test_the_periodic_run_numbers_what_fits_and_keeps_the_rest_pending(pos_client, at, caplog):
+    # Given backlogs at two owners: N2 (node level) and EMP-ANDINA (institution level)
+    n2_old = InvoiceResolution.objects.get(level="node", node__code="N2", active=True)
+    andina_old = institution_resolution()
+    _exhaust(n2_old)
+    _exhaust(andina_old)
+    n2_sales = [cash_sale(occurred_at=at(m).isoformat(), seq=seq) for seq, m in enumerate([1, 2, 3], start=1)]
+    n3_sales = [offline_cafe(at(m), seq) for seq, m in enumerate([4, 5], start=1)]
+    pos_client("N2-CAJA-01").post(BATCHES_URL, batch(*n2_sales), format="json")
+    pos_client("N3-CAJA-01").post(BATCHES_URL, batch(*n3_sales), format="json")
+    sales_reconcile()
+    assert invoices_pending_count() == 5
+    # N2 gets a range of two numbers; EMP-ANDINA one that only starts tomorrow
+    _successor(n2_old, size=2).save()
+    tomorrow = at(0).date() + timedelta(days=1)
+    _successor(andina_old, number="18764008888", valid_from=tomorrow).save()
+
+    # When the periodic task runs (twice: it is idempotent)
+    assert invoices_pending_assign_task.delay().get() == 2
+    assert invoices_pending_assign_task.delay().get() == 0
+
+    # Then N2's two oldest are numbered, the rest waits, pending and logged, never out of range
+    numbers = invoices()
+    assert [numbers[s["id"]] for s in n2_sales] == [900_001, 900_002, None]
+    assert [numbers[s["id"]] for s in n3_sales] == [None, None]
+    assert invoices_pending_count() == 3
+    assert set(Sale.objects.filter(PENDING_Q).values_list("pk", flat=True)) == {
+        uuid.UUID(n2_sales[2]["id"]),
+        *(uuid.UUID(s["id"]) for s in n3_sales),
+    }
+    assert "left unnumbered" in caplog.text
+
+
+def test_with_no_backlog_the_periodic_run_costs_one_query(demo, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert invoices_pending_assign() == 0
+
+
+@settings(
+    max_examples=int(os.environ.get("PAYGO_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(drafts=drafts_strategy, data=st.data())
+def test_a_range_running_out_midway_still_ends_with_every_sale_numbered_once(demo, base_time, drafts, data):
+    old = institution_resolution()
+    left = data.draw(st.integers(0, len(drafts)), label="numbers left in the old range")
+    seqs = dict.fromkeys(TERMINALS, 0)
+    specs = []
+    for index, (t, minute) in sorted(enumerate(drafts), key=lambda d: (d[1][1], d[0])):
+        seqs[TERMINALS[t]] += 1
+        specs.append(
+            SaleSpec(
+                id=uuid.UUID(int=index + 1),
+                terminal=TERMINALS[t],
+                seq=seqs[TERMINALS[t]],
+                occurred_at=base_time + timedelta(minutes=minute),
+                lines=(("AND-CAFE", 1),),
+            )
+        )
+    order = data.draw(st.permutations(range(len(specs))), label="arrival order")
+    cut = data.draw(st.integers(0, len(order)), label="sales reconciled before the new resolution")
+
+    with transaction.atomic():
+        InvoiceResolution.objects.filter(pk=old.pk).update(next_number=old.range_to + 1 - left)
+        stored_sales_create([specs[i] for i in order[:cut]])
+        sales_reconcile(sale_ids=[specs[i].id for i in order[:cut]])
+        new = _successor(old, size=len(specs))
+        new.save()
+        stored_sales_create([specs[i] for i in order[cut:]])
+        sales_reconcile(sale_ids=[specs[i].id for i in order[cut:]])
+        invoices_pending_assign()
+        rows = list(Sale.objects.values_list("invoice_resolution_id", "invoice_number"))
+        transaction.set_rollback(True)
+
+    ranges = {old.pk: (old.range_to + 1 - left, old.range_to), new.pk: (new.range_from, new.range_to)}
+    assert len(rows) == len(specs)
+    assert all(number is not None for _, number in rows)
+    assert len(set(rows)) == len(rows)
+    assert all(ranges[r][0] <= n <= ranges[r][1] for r, n in rows)
