@@ -334,6 +334,7 @@ class Fixture:
             BalanceMovement,
             BalanceMovementKind,
             Customer,
+            InvoiceResolution,
             ProductBlock,
             UnitMovement,
             UnitMovementKind,
@@ -352,6 +353,22 @@ class Fixture:
             allow_offline_closed_inventory_sales=True,
             use_last_balance_offline=True,
             invoice_numbering_level=NumberingLevel.NODE,
+        )
+        # A node-level DIAN resolution, as every real node has: reconciliation numbers the
+        # offline sales from it.
+        today = datetime.now(BOGOTA).date()
+        InvoiceResolution.objects.create(
+            institution=self.institution,
+            level=NumberingLevel.NODE,
+            node=self.node,
+            number="18764099999",
+            resolution_date=today - timedelta(days=800),
+            prefix="BN",
+            range_from=1,
+            range_to=100_000_000,
+            next_number=1,
+            valid_from=today - timedelta(days=800),
+            valid_until=today + timedelta(days=365),
         )
         self.terminals = []
         for i in range(terminals):

@@ -266,14 +266,41 @@ class _Owner:
         )
 
 
-def _deferred_sales(sale_ids: list[UUID]) -> list[Sale]:
-    return list(
+@dataclass
+class _DeferredSale:
+    """What numbering needs of a sale waiting for its server number."""
+
+    pk: UUID
+    occurred_at: Any
+    terminal_id: int
+    seq: int
+    business_date: date
+    owner: _Owner
+
+
+_DEFERRED_VALUES = ("pk", "occurred_at", "terminal_id", "seq", "business_date", "institution_id", "node_id")
+
+
+def _deferred_rows(queryset: QuerySet[Sale]) -> list[_DeferredSale]:
+    rows = []
+    for pk, occurred_at, terminal_id, seq, business_date, institution_id, node_id, level in queryset.values_list(
+        *_DEFERRED_VALUES, "node__invoice_numbering_level"
+    ):
+        owner = _Owner(level, institution_id, node_id if level == NumberingLevel.NODE else None)
+        rows.append(_DeferredSale(pk, occurred_at, terminal_id, seq, business_date, owner))
+    return rows
+
+
+def _deferred_sales(sale_ids: list[UUID]) -> list[_DeferredSale]:
+    if not sale_ids:
+        return []
+    return _deferred_rows(
         Sale.objects.filter(
             pk__in=sale_ids,
             offline=True,
             invoice_number__isnull=True,
             node__invoice_numbering_level__in=SERVER_NUMBERING_LEVELS,
-        ).select_related("node")
+        ).order_by()
     )
 
 
@@ -296,20 +323,11 @@ def _pending_owner_q(owner: _Owner) -> Q:
     return Q(institution_id=owner.institution_id, node__invoice_numbering_level=NumberingLevel.INSTITUTION)
 
 
-def _pending_sales(owners: Iterable[_Owner], *, limit: int) -> list[Sale]:
+def _pending_sales(owners: Iterable[_Owner], *, limit: int) -> list[_DeferredSale]:
     owner_q = Q()
     for owner in owners:
         owner_q |= _pending_owner_q(owner)
-    return list(
-        Sale.objects.filter(PENDING_Q, owner_q)
-        .select_related("node")
-        .order_by("occurred_at", "terminal_id", "seq")[:limit]
-    )
-
-
-def _sale_owner(sale: Sale) -> _Owner:
-    level = sale.node.invoice_numbering_level
-    return _Owner(level, sale.institution_id, sale.node_id if level == NumberingLevel.NODE else None)
+    return _deferred_rows(Sale.objects.filter(PENDING_Q, owner_q).order_by("occurred_at", "terminal_id", "seq")[:limit])
 
 
 def invoices_pending_count() -> int:
@@ -353,7 +371,7 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
         candidates = _deferred_sales(ids)
         if not candidates:
             return 0
-        return _owners_number(owners={_sale_owner(sale) for sale in candidates}, sale_ids=[s.pk for s in candidates])
+        return _owners_number(owners={sale.owner for sale in candidates}, sale_ids=[s.pk for s in candidates])
 
 
 def invoices_pending_assign() -> int:
@@ -387,32 +405,33 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
     for owner in owners:
         owner_q |= owner.q()
     locked = list(InvoiceResolution.objects.select_for_update().filter(owner_q, active=True).order_by("pk"))
-    # Read after the locks: a concurrent run may have numbered some of them meanwhile.
-    by_pk = {sale.pk: sale for sale in _pending_sales(owners, limit=PENDING_BATCH)}
-    by_pk.update((sale.pk, sale) for sale in _deferred_sales(sale_ids))
-    sales = sorted(by_pk.values(), key=lambda s: (s.occurred_at, s.terminal_id, s.seq))
-
     by_owner: dict[_Owner, list[InvoiceResolution]] = defaultdict(list)
     for resolution in sorted(locked, key=lambda r: (r.range_from, r.pk)):
         by_owner[_Owner(resolution.level, resolution.institution_id, resolution.node_id)].append(resolution)
+    # Read after the locks: a concurrent run may have numbered some of them meanwhile. The
+    # backlog is read only for owners with numbers left (no point otherwise), at most as
+    # many sales as they have numbers.
+    left = {owner: sum(max(0, r.range_to - r.next_number + 1) for r in by_owner.get(owner, [])) for owner in owners}
+    numberable = [owner for owner in owners if left[owner]]
+    by_pk = {}
+    if numberable:
+        limit = min(PENDING_BATCH, sum(left[owner] for owner in numberable))
+        by_pk = {sale.pk: sale for sale in _pending_sales(numberable, limit=limit)}
+    by_pk.update((sale.pk, sale) for sale in _deferred_sales(sale_ids))
+    sales = sorted(by_pk.values(), key=lambda s: (s.occurred_at, s.terminal_id, s.seq))
 
     taken: dict[int, int] = defaultdict(int)  # resolution pk -> numbers handed out in this run
-    numbered: list[Sale] = []
+    numbered: list[tuple[_DeferredSale, InvoiceResolution, int]] = []
     left_behind: dict[_Owner, int] = defaultdict(int)
     for sale in sales:
-        owner = _sale_owner(sale)
-        for resolution in by_owner.get(owner, []):
+        for resolution in by_owner.get(sale.owner, []):
             number = resolution.next_number + taken[resolution.pk]
             if resolution.valid_from <= sale.business_date <= resolution.valid_until and number <= resolution.range_to:
                 taken[resolution.pk] += 1
-                sale.invoice_resolution = resolution
-                sale.invoice_prefix = resolution.prefix
-                sale.invoice_number = number
-                sale.invoice_source = InvoiceSource.SERVER
-                numbered.append(sale)
+                numbered.append((sale, resolution, number))
                 break
         else:
-            left_behind[owner] += 1
+            left_behind[sale.owner] += 1
 
     for resolution_pk, count in sorted(taken.items()):
         resolution = next(r for r in locked if r.pk == resolution_pk)
@@ -422,19 +441,15 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
             raise RuntimeError(f"resolution {resolution_pk} moved while locked ({first} != {resolution.next_number})")
 
     if numbered:
-        Sale.objects.bulk_update(numbered, ["invoice_resolution", "invoice_prefix", "invoice_number", "invoice_source"])
+        _sale_invoices_write(numbered)
         SaleFlag.objects.bulk_create(
             [
                 SaleFlag(
-                    sale=sale,
+                    sale_id=sale.pk,
                     code=FlagCode.INVOICE_DEFERRED,
-                    detail={
-                        "resolution": sale.invoice_resolution.number,
-                        "prefix": sale.invoice_prefix,
-                        "number": sale.invoice_number,
-                    },
+                    detail={"resolution": resolution.number, "prefix": resolution.prefix, "number": number},
                 )
-                for sale in numbered
+                for sale, resolution, number in numbered
             ],
             ignore_conflicts=True,
         )
@@ -454,6 +469,39 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
             },
         )
     return len(numbered)
+
+
+def _sale_invoices_write(numbered: list[tuple[_DeferredSale, InvoiceResolution, int]]) -> None:
+    """Write resolution, prefix, number and ``invoice_source = "server"`` on the sales:
+    one ``UPDATE … FROM unnest`` per resolution on PostgreSQL, ``bulk_update`` elsewhere."""
+    if connection.vendor != "postgresql":
+        sales = []
+        for sale, resolution, number in numbered:
+            sales.append(
+                Sale(
+                    pk=sale.pk,
+                    invoice_resolution=resolution,
+                    invoice_prefix=resolution.prefix,
+                    invoice_number=number,
+                    invoice_source=InvoiceSource.SERVER,
+                )
+            )
+        Sale.objects.bulk_update(sales, ["invoice_resolution", "invoice_prefix", "invoice_number", "invoice_source"])
+        return
+    by_resolution: dict[int, tuple[InvoiceResolution, list[UUID], list[int]]] = {}
+    for sale, resolution, number in numbered:
+        entry = by_resolution.setdefault(resolution.pk, (resolution, [], []))
+        entry[1].append(sale.pk)
+        entry[2].append(number)
+    table = connection.ops.quote_name(Sale._meta.db_table)
+    with connection.cursor() as cursor:
+        for resolution, ids, numbers in by_resolution.values():
+            cursor.execute(
+                f"UPDATE {table} SET invoice_resolution_id = %s, invoice_prefix = %s,"
+                " invoice_number = n.number, invoice_source = %s"
+                f" FROM unnest(%s::uuid[], %s::bigint[]) AS n(id, number) WHERE {table}.id = n.id",
+                [resolution.pk, resolution.prefix, InvoiceSource.SERVER, ids, numbers],
+            )
 
 
 # ---------------------------------------------------------------------------------------

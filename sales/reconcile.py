@@ -48,7 +48,11 @@ RECONCILE_CHUNK_SIZE = 500
 
 
 def sales_reconcile(
-    *, sale_ids: Iterable[UUID | str] | None = None, chunk_size: int = RECONCILE_CHUNK_SIZE, max_chunks: int = 100
+    *,
+    sale_ids: Iterable[UUID | str] | None = None,
+    chunk_size: int = RECONCILE_CHUNK_SIZE,
+    max_chunks: int = 100,
+    fill: bool = False,
 ) -> int:
     """Reconcile the given sales (or every unreconciled sale), chunk by chunk.
 
@@ -58,6 +62,12 @@ def sales_reconcile(
     reconciled is skipped, and a chunk interrupted anywhere rolls back whole, leaving
     its sales unreconciled for the retry or the sweep. Returns how many sales this call
     reconciled. At most ``max_chunks`` chunks per call (the sweep continues the rest).
+
+    ``fill`` (the Celery task): a chunk of given ids smaller than ``chunk_size`` is topped
+    up with other unreconciled sales, oldest by time of sale first, so terminals uploading
+    a few sales every few seconds cost one chunk per ``chunk_size`` sales instead of one
+    per upload (most of a chunk's cost does not grow with its size); the tasks of the
+    sales taken along then find them reconciled and end after one query.
     """
     pending: set[UUID] | None = None
     if sale_ids is not None:
@@ -68,6 +78,10 @@ def sales_reconcile(
             break
         with transaction.atomic():
             locked = unreconciled_sales_lock(sale_ids=pending, limit=chunk_size)
+            if fill and pending is not None and len(locked) < chunk_size:
+                locked = sorted(
+                    locked + unreconciled_sales_lock(sale_ids=None, limit=chunk_size - len(locked), exclude=locked)
+                )
             if not locked:
                 break
             sales_chunk_reconcile(sale_ids=locked)

@@ -31,16 +31,19 @@ from nodes.models import Node
 from sales.models import Sale
 
 
-def unreconciled_sales_lock(*, sale_ids: Iterable[UUID] | None, limit: int) -> list[UUID]:
-    """Lock up to ``limit`` not-yet-reconciled sales (of ``sale_ids``, or any) and return
-    their ids, in ``pk`` order: the oldest by time of sale first. Sales another transaction
-    holds are skipped, not awaited.
+def unreconciled_sales_lock(*, sale_ids: Iterable[UUID] | None, limit: int, exclude: Iterable[UUID] = ()) -> list[UUID]:
+    """Lock up to ``limit`` not-yet-reconciled sales (of ``sale_ids``, or any but
+    ``exclude``) and return their ids, in ``pk`` order: the oldest by time of sale first.
+    Sales another transaction holds are skipped, not awaited.
 
     Must run inside a transaction; the locks last until it ends.
     """
     queryset = Sale.objects.filter(reconciled_at__isnull=True)
     if sale_ids is not None:
         queryset = queryset.filter(pk__in=list(sale_ids))
+    exclude = list(exclude)
+    if exclude:
+        queryset = queryset.exclude(pk__in=exclude)
     # Time order, not pk order (bench): the stock, balance and daily recomputations walk
     # the ledger from the chunk's earliest sale on, so chunks of random UUIDs each spanned
     # the whole backlog and reconciling N sales cost O(N²). SKIP LOCKED never waits, so the

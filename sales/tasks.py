@@ -46,8 +46,9 @@ def sales_reconcile(sale_ids: list[str] | None = None) -> int:
     sequence gaps, ``reconciled_at``.
     """
     # At most 20 chunks (10 000 sales, well inside the soft time limit); the sweep
-    # enqueues whatever an "all unreconciled" run leaves.
-    return reconcile_service.sales_reconcile(sale_ids=sale_ids, max_chunks=20)
+    # enqueues whatever an "all unreconciled" run leaves. A chunk of a few ids is filled up
+    # with other waiting sales (``fill``): many small uploads share one chunk's cost.
+    return reconcile_service.sales_reconcile(sale_ids=sale_ids, max_chunks=20, fill=True)
 
 
 def _publish(sale_ids: list[str]) -> None:

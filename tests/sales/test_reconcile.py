@@ -348,12 +348,31 @@ def test_task_enqueue_on_commit_and_sweep(demo, at, django_capture_on_commit_cal
     assert Sale.objects.filter(reconciled_at__isnull=True).count() == 2
     monkeypatch.undo()
 
+    sweep_published = []
+    monkeypatch.setattr(tasks, "_publish", sweep_published.extend)
     assert tasks.unreconciled_sales_sweep.delay().get() == 1  # only the one older than a minute
+    assert sweep_published == [str(late.pk)]
+    monkeypatch.undo()
+
+    # The task it enqueues fills its chunk with the other waiting sale as well.
+    assert tasks.sales_reconcile.delay(sale_ids=sweep_published).get() == 2
     late.refresh_from_db()
     fresh.refresh_from_db()
     assert late.reconciled_at is not None
-    assert fresh.reconciled_at is None
-    assert stock("SKU-AGUA") == Decimal("28")
+    assert fresh.reconciled_at is not None
+    assert stock("SKU-AGUA") == Decimal("27")
+
+
+def test_the_task_fills_a_small_chunk_and_the_service_alone_does_not(demo, at):
+    sales = [
+        stored_sale_create(SaleSpec(terminal="N1-CAJA-01", seq=i, occurred_at=at(i), lines=(("SKU-AGUA", 1),)))
+        for i in range(1, 5)
+    ]
+    assert sales_reconcile(sale_ids=[sales[0].pk]) == 1
+    assert Sale.objects.filter(reconciled_at__isnull=True).count() == 3
+    assert sales_reconcile(sale_ids=[sales[3].pk], chunk_size=2, fill=True) == 2
+    # the given sale plus the oldest waiting one
+    assert set(Sale.objects.filter(reconciled_at__isnull=True).values_list("pk", flat=True)) == {sales[2].pk}
 
 
 def test_reconcile_of_500_sales_costs_a_bounded_number_of_queries(demo, at, django_assert_max_num_queries):
