@@ -169,3 +169,36 @@ def _rows_insert_unnest(
         return [
             tuple(f.to_python(value) for f, value in zip(return_fields, row, strict=True)) for row in cursor.fetchall()
         ]
+
+
+def columns_insert(model: type[models.Model], columns: dict[str, list[Any]]) -> None:
+    """Insert rows given column by column (``{field name: [value per row]}``), returning nothing.
+
+    For rows that need no model instance at all (the lines and payments of a batch): the
+    values must already be what the field stores (ids for foreign keys, ``Decimal``,
+    ``int``, ``str``, ``UUID``, aware ``datetime``). On PostgreSQL the lists go to the
+    server as they are (one array per column, ``unnest``); elsewhere each value goes
+    through the field's ``get_db_prep_save`` as Django's own insert would.
+    """
+    names = list(columns)
+    if not names or not columns[names[0]]:
+        return
+    opts = model._meta
+    fields = [opts.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    table = quote(opts.db_table)
+    column_sql = ", ".join(quote(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            cursor.execute(f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({casts})", list(columns.values()))
+            return
+        rows = list(zip(*columns.values(), strict=True))
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        chunk = max(1, _max_params() // len(fields))
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            params = [
+                f.get_db_prep_save(value, connection) for row in part for f, value in zip(fields, row, strict=True)
+            ]
+            cursor.execute(f"INSERT INTO {table} ({column_sql}) VALUES {', '.join([row_sql] * len(part))}", params)

@@ -43,7 +43,7 @@ from inventory.reconcile import SaleLineEffect, sale_stock_movements_append
 from nodes.models import NumberingLevel, Terminal
 from paygo.errors import ApplicationError
 from sales import tasks
-from sales.bulk_insert import rows_insert
+from sales.bulk_insert import columns_insert, rows_insert
 from sales.kitchen import ComandaSale, comandas_create
 from sales.locks import sale_rows_lock
 from sales.models import (
@@ -418,13 +418,16 @@ def _payload_hash(sale: ParsedSale) -> str:
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _sale_parse(raw: Any, *, online: bool) -> tuple[ParsedSale | None, list[dict[str, str]]]:
-    """Check the shape of one sale object; return it parsed, or every malformation found."""
+def _sale_parse(raw: Any, *, online: bool, depth: int | None = None) -> tuple[ParsedSale | None, list[dict[str, str]]]:
+    """Check the shape of one sale object; return it parsed, or every malformation found.
+
+    ``depth``: the sale's :func:`json_depth` when the caller already measured it.
+    """
     errors = _Errors()
     if not isinstance(raw, dict):
         errors.malformed("", "La venta debe ser un objeto JSON.")
         return None, errors
-    if json_depth(raw) > MAX_SALE_DEPTH:
+    if (json_depth(raw) if depth is None else depth) > MAX_SALE_DEPTH:
         errors.malformed("", "La venta está anidada a una profundidad inadmisible.")
         return None, errors
 
@@ -782,8 +785,16 @@ def _sales_insert(prepared: list[_Prepared]) -> set[uuid.UUID]:
     return {row[0] for row in rows}
 
 
+def _flags_insert(prepared: list[_Prepared]) -> None:
+    flags = [
+        SaleFlag(sale_id=p.sale.id, code=code, detail=detail) for p in prepared for code, detail in p.flags.items()
+    ]
+    rows_insert(SaleFlag, flags, fields=["sale", "code", "detail", "created_at"])
+
+
 def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Payment]]:
-    """Insert lines, payments and flags of freshly inserted sales (one statement each)."""
+    """Insert lines, payments and flags of freshly inserted sales (one statement each) and
+    return the lines and payments with their ids (an online sale posts its effects from them)."""
     lines = [
         SaleLine(
             sale_id=p.sale.id,
@@ -801,9 +812,6 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
         for p in prepared
         for i, pay in enumerate(p.parsed.payments)
     ]
-    flags = [
-        SaleFlag(sale_id=p.sale.id, code=code, detail=detail) for p in prepared for code, detail in p.flags.items()
-    ]
     for model, objs in ((SaleLine, lines), (Payment, payments)):
         fields = [f.name for f in model._meta.concrete_fields if f.name != "id"]
         ids = {
@@ -812,8 +820,34 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
         }
         for obj in objs:
             obj.pk = ids[(obj.sale_id, obj.position)]
-    rows_insert(SaleFlag, flags, fields=["sale", "code", "detail", "created_at"])
+    _flags_insert(prepared)
     return lines, payments
+
+
+def _batch_children_insert(prepared: list[_Prepared]) -> None:
+    """Insert lines, payments and flags of a batch's freshly inserted sales, one statement
+    each, straight from the parsed sales (no model instances: reconciliation reads them
+    back later, nothing here needs their ids)."""
+    lines: dict[str, list] = {n: [] for n in ("sale", "position", "product", "quantity", "unit_price", "total")}
+    payments: dict[str, list] = {n: [] for n in ("sale", "position", "method", "amount", "unit_type")}
+    for p in prepared:
+        sale_id = p.sale.id
+        for i, line in enumerate(p.parsed.lines):
+            lines["sale"].append(sale_id)
+            lines["position"].append(i)
+            lines["product"].append(line.product.pk)
+            lines["quantity"].append(line.quantity)
+            lines["unit_price"].append(line.unit_price)
+            lines["total"].append(line.total)
+        for i, pay in enumerate(p.parsed.payments):
+            payments["sale"].append(sale_id)
+            payments["position"].append(i)
+            payments["method"].append(pay.method)
+            payments["amount"].append(pay.amount)
+            payments["unit_type"].append(pay.unit_type)
+    columns_insert(SaleLine, lines)
+    columns_insert(Payment, payments)
+    _flags_insert(prepared)
 
 
 def _resolutions_advance(prepared: list[_Prepared]) -> None:
@@ -908,7 +942,8 @@ def _reconcile_on_commit(sale_ids: list[uuid.UUID]) -> None:
 # --- Offline batches (§4) ------------------------------------------------------------------
 
 
-def _batch_envelope_check(batch_id: Any, sales: Any) -> uuid.UUID:
+def _batch_envelope_check(batch_id: Any, sales: Any) -> tuple[uuid.UUID, list[int]]:
+    """The batch's id and the nesting depth of each sale, or :class:`BatchError`."""
     if not isinstance(sales, list):
         raise BatchError(details={"field": "sales"})
     limit = settings.PAYGO_MAX_BATCH_SALES
@@ -919,9 +954,10 @@ def _batch_envelope_check(batch_id: Any, sales: Any) -> uuid.UUID:
         )
     if not isinstance(batch_id, str) or not _UUID_RE.fullmatch(batch_id):
         raise BatchError("batch_id debe ser un UUID.", details={"field": "batch_id"})
-    if json_depth(sales) > MAX_REQUEST_DEPTH:
+    depths = [json_depth(sale) for sale in sales]
+    if 1 + max(depths, default=0) > MAX_REQUEST_DEPTH:
         raise BatchError("El lote está anidado a una profundidad inadmisible.", details={"field": "sales"})
-    return uuid.UUID(batch_id)
+    return uuid.UUID(batch_id), depths
 
 
 def sale_batch_ingest(
@@ -944,7 +980,7 @@ def sale_batch_ingest(
     Stock and balances are NOT touched: reconciliation applies them in time order.
     """
     received_at = received_at or timezone.now()
-    batch_uuid = _batch_envelope_check(batch_id, sales)
+    batch_uuid, depths = _batch_envelope_check(batch_id, sales)
     results: list[dict[str, Any] | None] = [None] * len(sales)
     rejected: list[tuple[Any, list[dict]]] = []
 
@@ -954,7 +990,7 @@ def sale_batch_ingest(
 
     parsed: dict[int, ParsedSale] = {}
     for index, raw in enumerate(sales):
-        sale, errors = _sale_parse(raw, online=False)
+        sale, errors = _sale_parse(raw, online=False, depth=depths[index])
         if errors:
             reject(index, raw, errors)
         else:
@@ -1035,7 +1071,7 @@ def sale_batch_ingest(
             else:
                 results[index] = {"id": str(sale.id), "status": "duplicate", "flags": results[first].get("flags", [])}
 
-        _children_insert(inserted)
+        _batch_children_insert(inserted)
         _resolutions_advance(inserted)
         _quarantine(terminal=terminal, batch=batch, received_at=received_at, rejected=rejected)
         _duplicate_flags_fill(results)
