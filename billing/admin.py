@@ -9,7 +9,6 @@ from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from simple_history.admin import SimpleHistoryAdmin
 
 from billing.feed import customers_touch
 from billing.invoicing import (
@@ -31,6 +30,7 @@ from billing.models import (
 )
 from billing.services import AccountError, customer_balance_credit
 from nodes.models import NumberingLevel
+from paygo.admin_history import HistoryAdmin
 from paygo.admin_readonly import ReadOnlyAdminMixin, ReadOnlyInline
 
 
@@ -56,7 +56,7 @@ class RecentBalanceMovementInline(ReadOnlyInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(SimpleHistoryAdmin):
+class CustomerAdmin(HistoryAdmin):
     list_display = ["code", "name", "institution", "balance", "overdraft_limit", "available", "daily_max", "active"]
     list_filter = ["institution", "active"]
     search_fields = ["code", "name"]
@@ -243,7 +243,7 @@ class ResolutionWarningFilter(admin.SimpleListFilter):
 
 
 @admin.register(InvoiceResolution)
-class InvoiceResolutionAdmin(SimpleHistoryAdmin):
+class InvoiceResolutionAdmin(HistoryAdmin):
     form = InvoiceResolutionForm
     list_display = [
         "number",

@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
 from inventory.models import (
     LedgerVerification,
@@ -11,6 +10,7 @@ from inventory.models import (
     StockMovementKind,
 )
 from inventory.services import StockError, stock_movement_check, stock_movement_record
+from paygo.admin_history import HistoryAdmin
 from paygo.admin_readonly import ReadOnlyAdminMixin, ReadOnlyInline
 
 
@@ -22,7 +22,7 @@ class NodeStockInline(ReadOnlyInline):
 
 
 @admin.register(Product)
-class ProductAdmin(SimpleHistoryAdmin):
+class ProductAdmin(HistoryAdmin):
     list_display = [
         "sku",
         "name",
@@ -110,7 +110,7 @@ class StockMovementAdmin(admin.ModelAdmin):
 
 
 @admin.register(NegativeStockEvent)
-class NegativeStockEventAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+class NegativeStockEventAdmin(ReadOnlyAdminMixin, HistoryAdmin):
     list_display = ["product", "node", "started_at", "quantity_before", "quantity_after", "lowest_quantity", "status"]
     list_filter = ["status", "node__institution", "node"]
     search_fields = ["product__sku", "product__name", "node__code"]

@@ -4,14 +4,14 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
 from nodes.keys import terminal_key_revoke, terminal_key_rotate
 from nodes.models import Institution, Node, Terminal
+from paygo.admin_history import HistoryAdmin
 
 
 @admin.register(Institution)
-class InstitutionAdmin(SimpleHistoryAdmin):
+class InstitutionAdmin(HistoryAdmin):
     list_display = ["code", "name", "nit", "active"]
     list_filter = ["active"]
     search_fields = ["code", "name", "nit"]
@@ -34,7 +34,7 @@ class TerminalInline(admin.TabularInline):
 
 
 @admin.register(Node)
-class NodeAdmin(SimpleHistoryAdmin):
+class NodeAdmin(HistoryAdmin):
     list_display = [
         "code",
         "name",
@@ -77,7 +77,7 @@ class NodeAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Terminal)
-class TerminalAdmin(SimpleHistoryAdmin):
+class TerminalAdmin(HistoryAdmin):
     list_display = ["code", "name", "node", "kind", "active", "key_prefix", "key_created_at", "last_seen_at"]
     list_filter = ["kind", "active", "node__institution", "node"]
     search_fields = ["code", "name", "node__code", "node__name"]

@@ -15,7 +15,7 @@ from nodes.models import NumberingLevel, TerminalKind
 from nodes.selectors import terminal_config
 from nodes.services import terminal_heartbeat_record
 from paygo.openapi import error_responses
-from paygo.wire_format import business_time_str
+from paygo.wire_format import RFC3339_DATETIME_RE, business_time_str
 
 PG_INTEGER_MAX = 2_147_483_647  # the reported_* columns are PostgreSQL integers
 PG_BIGINT_MAX = 9_223_372_036_854_775_807
@@ -40,6 +40,8 @@ class OffsetDateTimeField(serializers.DateTimeField):
                 parsed = None  # out-of-range parts: let DRF report it as invalid
             if parsed is not None and parsed.tzinfo is None:
                 self.fail("naive")
+            if not RFC3339_DATETIME_RE.fullmatch(value):
+                self.fail("invalid", format="RFC 3339")
         result = super().to_internal_value(value)
         if result < self.earliest:
             self.fail("invalid", format="RFC 3339")

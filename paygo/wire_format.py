@@ -3,6 +3,7 @@ with two places, quantities as a plain decimal string, times in Bogotá with an 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -10,6 +11,13 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 BUSINESS_TZ = ZoneInfo("America/Bogota")
+
+# An RFC 3339 date-time with its offset, as the contract asks. ``datetime.fromisoformat``
+# alone is laxer: it takes basic ISO 8601 ("20261128T100000-0500") and skips a NUL byte
+# before the offset ("2026-11-28T10:00:00\x00-05:00"), so times are matched first.
+RFC3339_DATETIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def money_str(value: Decimal) -> str:

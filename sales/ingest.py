@@ -42,6 +42,7 @@ from inventory.models import Product
 from inventory.reconcile import SaleLineEffect, sale_stock_movements_append
 from nodes.models import NumberingLevel, Terminal
 from paygo.errors import ApplicationError
+from paygo.wire_format import RFC3339_DATETIME_RE
 from sales import tasks
 from sales.bulk_insert import columns_insert, rows_insert
 from sales.kitchen import ComandaSale, comandas_create
@@ -308,7 +309,7 @@ def _money(value: Any, field: str, errors: _Errors, *, signed: bool = False) -> 
 
 
 def _datetime(value: Any, field: str, errors: _Errors) -> datetime | None:
-    if not isinstance(value, str) or not value.isascii() or len(value) > 40:
+    if not isinstance(value, str) or len(value) > 40 or not RFC3339_DATETIME_RE.fullmatch(value):
         errors.malformed(field, "Debe ser una fecha RFC 3339 con zona horaria, p. ej. «2026-11-28T12:01:02-05:00».")
         return None
     try:

@@ -67,6 +67,8 @@ def test_hostile_bodies_get_4xx_in_the_error_shape(pos_client, body):
         {"occurred_at": "9999-12-31T23:59:59-14:00"},
         {"occurred_at": "２０２６-11-28T12:01:02-05:00"},
         {"occurred_at": 1764349262},
+        {"occurred_at": "2026-11-28T12:01:02\u0000-05:00"},  # fromisoformat alone skips the NUL
+        {"occurred_at": "20261128T120102-0500"},  # basic ISO 8601, not RFC 3339
         {"customer": {"code": "C-000123"}},
         {"customer": "C" * 500},
         {"lines": [{"sku": "SKU-EMPANADA", "quantity": "9" * 50, "unit_price": "9" * 50}]},
