@@ -171,28 +171,42 @@ def _rows_insert_unnest(
         ]
 
 
-def columns_insert(model: type[models.Model], columns: dict[str, list[Any]]) -> None:
-    """Insert rows given column by column (``{field name: [value per row]}``), returning nothing.
+def columns_insert(
+    model: type[models.Model],
+    columns: dict[str, list[Any]],
+    *,
+    returning: Sequence[str] = (),
+    on_conflict_do_nothing: bool = False,
+) -> list[tuple]:
+    """Insert rows given column by column (``{field name: [value per row]}``) and return
+    ``returning`` of the rows stored (``ON CONFLICT DO NOTHING`` as in :func:`rows_insert`).
 
-    For rows that need no model instance at all (the lines and payments of a batch): the
-    values must already be what the field stores (ids for foreign keys, ``Decimal``,
-    ``int``, ``str``, ``UUID``, aware ``datetime``). On PostgreSQL the lists go to the
-    server as they are (one array per column, ``unnest``); elsewhere each value goes
-    through the field's ``get_db_prep_save`` as Django's own insert would.
+    For rows that need no model instance at all (the sales, lines and payments of a batch):
+    the values must already be what the field stores (ids for foreign keys, ``Decimal``,
+    ``int``, ``str``, ``UUID``, aware ``datetime``, ``date``, ``None``). On PostgreSQL the
+    lists go to the server as they are (one array per column, ``unnest``); elsewhere each
+    value goes through the field's ``get_db_prep_save`` as Django's own insert would.
     """
     names = list(columns)
     if not names or not columns[names[0]]:
-        return
+        return []
     opts = model._meta
     fields = [opts.get_field(name) for name in names]
+    return_fields = [opts.get_field(name) for name in returning]
     quote = connection.ops.quote_name
     table = quote(opts.db_table)
     column_sql = ", ".join(quote(f.column) for f in fields)
+    suffix = " ON CONFLICT DO NOTHING" if on_conflict_do_nothing else ""
+    if return_fields:
+        suffix += " RETURNING " + ", ".join(quote(f.column) for f in return_fields)
+    result: list[tuple] = []
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-            cursor.execute(f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({casts})", list(columns.values()))
-            return
+            cursor.execute(
+                f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({casts}){suffix}", list(columns.values())
+            )
+            return [tuple(row) for row in cursor.fetchall()] if return_fields else []
         rows = list(zip(*columns.values(), strict=True))
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
         chunk = max(1, _max_params() // len(fields))
@@ -201,4 +215,12 @@ def columns_insert(model: type[models.Model], columns: dict[str, list[Any]]) -> 
             params = [
                 f.get_db_prep_save(value, connection) for row in part for f, value in zip(fields, row, strict=True)
             ]
-            cursor.execute(f"INSERT INTO {table} ({column_sql}) VALUES {', '.join([row_sql] * len(part))}", params)
+            cursor.execute(
+                f"INSERT INTO {table} ({column_sql}) VALUES {', '.join([row_sql] * len(part))}{suffix}", params
+            )
+            if return_fields:
+                result.extend(
+                    tuple(f.to_python(value) for f, value in zip(return_fields, row, strict=True))
+                    for row in cursor.fetchall()
+                )
+    return result

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -742,54 +743,69 @@ def _clock_skew(sale: ParsedSale, received_at: datetime) -> dict[str, Any] | Non
 
 @dataclass
 class _Prepared:
+    """A sale ready to store: its column values by attribute name (``customer_id``…)."""
+
     parsed: ParsedSale
-    sale: Sale
+    values: dict[str, Any]
     flags: dict[str, dict]
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.values["id"]
+
+    @cached_property
+    def sale(self) -> Sale:
+        """A model instance of the values (an online sale posts its effects from it); a
+        batch never builds one."""
+        sale = Sale(**self.values)
+        sale._state.adding = False
+        return sale
 
 
 def _prepare(
     sale: ParsedSale, ctx: _Context, *, flags: dict[str, dict], batch: UploadBatch | None, received_at: datetime
 ) -> _Prepared:
     terminal = ctx.terminal
-    obj = Sale(
-        id=sale.id,
-        institution_id=terminal.node.institution_id,
-        node_id=terminal.node_id,
-        terminal_id=terminal.pk,
-        customer=sale.customer,
-        batch=batch,
-        seq=sale.seq,
-        occurred_at=sale.occurred_at,
-        received_at=received_at,
-        business_date=sale.business_date,
-        offline=sale.offline,
-        total=sale.total,
-        known_balance=sale.known_balance,
-        payload_hash=sale.payload_hash,
-        invoice_resolution=sale.resolution,
-        invoice_prefix=sale.invoice.prefix if sale.resolution else "",
-        invoice_number=sale.invoice.number if sale.resolution else None,
-        invoice_source=InvoiceSource.TERMINAL if sale.resolution else "",
-    )
+    values = {
+        "id": sale.id,
+        "institution_id": terminal.node.institution_id,
+        "node_id": terminal.node_id,
+        "terminal_id": terminal.pk,
+        "customer_id": sale.customer.pk if sale.customer else None,
+        "batch_id": batch.pk if batch else None,
+        "seq": sale.seq,
+        "occurred_at": sale.occurred_at,
+        "received_at": received_at,
+        "business_date": sale.business_date,
+        "offline": sale.offline,
+        "total": sale.total,
+        "known_balance": sale.known_balance,
+        "payload_hash": sale.payload_hash,
+        "reconciled_at": None,
+        "invoice_resolution_id": sale.resolution.pk if sale.resolution else None,
+        "invoice_prefix": sale.invoice.prefix if sale.resolution else "",
+        "invoice_number": sale.invoice.number if sale.resolution else None,
+        "invoice_source": InvoiceSource.TERMINAL if sale.resolution else "",
+    }
     skew = _clock_skew(sale, received_at)
     if skew:
         flags = {**flags, "clock_skew": skew}
-    return _Prepared(parsed=sale, sale=obj, flags=flags)
+    return _Prepared(parsed=sale, values=values, flags=flags)
 
 
-_SALE_FIELDS = [f.name for f in Sale._meta.concrete_fields]
+# Every column of a sale, by field name, in the order of _prepare's values (by attname).
+_SALE_COLUMNS = {f.attname: f.name for f in Sale._meta.concrete_fields}
 
 
 def _sales_insert(prepared: list[_Prepared]) -> set[uuid.UUID]:
     """Insert the sales; return the ids really inserted (a concurrent copy may win)."""
-    rows = rows_insert(Sale, [p.sale for p in prepared], fields=_SALE_FIELDS, on_conflict_do_nothing=True)
+    columns = {name: [p.values[attname] for p in prepared] for attname, name in _SALE_COLUMNS.items()}
+    rows = columns_insert(Sale, columns, returning=("id",), on_conflict_do_nothing=True)
     return {row[0] for row in rows}
 
 
 def _flags_insert(prepared: list[_Prepared]) -> None:
-    flags = [
-        SaleFlag(sale_id=p.sale.id, code=code, detail=detail) for p in prepared for code, detail in p.flags.items()
-    ]
+    flags = [SaleFlag(sale_id=p.id, code=code, detail=detail) for p in prepared for code, detail in p.flags.items()]
     rows_insert(SaleFlag, flags, fields=["sale", "code", "detail", "created_at"])
 
 
@@ -798,7 +814,7 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
     return the lines and payments with their ids (an online sale posts its effects from them)."""
     lines = [
         SaleLine(
-            sale_id=p.sale.id,
+            sale_id=p.id,
             position=i,
             product_id=line.product.pk,
             quantity=line.quantity,
@@ -809,7 +825,7 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
         for i, line in enumerate(p.parsed.lines)
     ]
     payments = [
-        Payment(sale_id=p.sale.id, position=i, method=pay.method, amount=pay.amount, unit_type=pay.unit_type)
+        Payment(sale_id=p.id, position=i, method=pay.method, amount=pay.amount, unit_type=pay.unit_type)
         for p in prepared
         for i, pay in enumerate(p.parsed.payments)
     ]
@@ -832,7 +848,7 @@ def _batch_children_insert(prepared: list[_Prepared]) -> None:
     lines: dict[str, list] = {n: [] for n in ("sale", "position", "product", "quantity", "unit_price", "total")}
     payments: dict[str, list] = {n: [] for n in ("sale", "position", "method", "amount", "unit_type")}
     for p in prepared:
-        sale_id = p.sale.id
+        sale_id = p.id
         for i, line in enumerate(p.parsed.lines):
             lines["sale"].append(sale_id)
             lines["position"].append(i)
@@ -855,9 +871,9 @@ def _resolutions_advance(prepared: list[_Prepared]) -> None:
     """Move each used resolution's ``next_number`` past the highest number used (one UPDATE)."""
     highest: dict[int, int] = {}
     for p in prepared:
-        if p.sale.invoice_resolution_id:
-            key = p.sale.invoice_resolution_id
-            highest[key] = max(highest.get(key, 0), p.sale.invoice_number)
+        key = p.values["invoice_resolution_id"]
+        if key:
+            highest[key] = max(highest.get(key, 0), p.values["invoice_number"])
     if not highest:
         return
     InvoiceResolution.objects.filter(pk__in=highest).update(
@@ -1042,26 +1058,26 @@ def sale_batch_ingest(
             prepared[index] = _prepare(sale, ctx, flags=flags, batch=batch, received_at=received_at)
 
         inserted_ids = _sales_insert(list(prepared.values()))
-        lost = {p.sale.id for p in prepared.values() if p.sale.id not in inserted_ids}
+        lost = {p.id for p in prepared.values() if p.id not in inserted_ids}
         # Rows a concurrent upload inserted first (or that lost an invoice number race).
         winners = _stored_sales(lost)
         inserted: list[_Prepared] = []
         for index, p in prepared.items():
-            if p.sale.id in inserted_ids:
+            if p.id in inserted_ids:
                 inserted.append(p)
-                results[index] = {"id": str(p.sale.id), "status": "accepted", "flags": sorted(p.flags)}
-            elif p.sale.id in winners:
-                conflict = _replay_outcome(p.parsed, winners[p.sale.id], terminal)
+                results[index] = {"id": str(p.id), "status": "accepted", "flags": sorted(p.flags)}
+            elif p.id in winners:
+                conflict = _replay_outcome(p.parsed, winners[p.id], terminal)
                 if conflict:
-                    reject(index, p.parsed.raw, [conflict], str(p.sale.id))
+                    reject(index, p.parsed.raw, [conflict], str(p.id))
                 else:
-                    results[index] = {"id": str(p.sale.id), "status": "duplicate", "flags": []}
+                    results[index] = {"id": str(p.id), "status": "duplicate", "flags": []}
             else:
                 invoice = p.parsed.invoice
                 error = _error(
                     "invalid_invoice_number", "invoice", f"El número {invoice.prefix}{invoice.number} ya fue usado."
                 )
-                reject(index, p.parsed.raw, [error], str(p.sale.id))
+                reject(index, p.parsed.raw, [error], str(p.id))
 
         for index, first in repeats:
             sale, original = parsed[index], parsed[first]
@@ -1083,7 +1099,7 @@ def sale_batch_ingest(
             accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"]
         )
         _terminal_touch(terminal, received_at, upload=True)
-        _reconcile_on_commit([p.sale.id for p in inserted])
+        _reconcile_on_commit([p.id for p in inserted])
 
     return BatchResult(
         batch_id=str(batch_uuid),
