@@ -204,18 +204,33 @@ class ParsedSale:
         return sum((line.total for line in self.lines), Decimal("0.00"))
 
 
-def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value, computed without recursion."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        current, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(current, dict):
-            stack.extend((v, depth + 1) for v in current.values())
-        elif isinstance(current, list):
-            stack.extend((v, depth + 1) for v in current)
-    return deepest
+def json_depth(value: Any, limit: int = MAX_REQUEST_DEPTH) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 1, ``[]`` and ``{}`` are 1,
+    ``[[1]]`` is 3 as before: each container adds a level over its deepest child).
+
+    Only containers are visited (one call per object or array, not per scalar) and the
+    walk stops ``limit`` levels down, returning ``limit + 1``: the recursion is bounded
+    whatever the input, and no caller needs to know more than "too deep".
+    """
+    if isinstance(value, dict):
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return 1
+    if not children:
+        return 1
+    if limit <= 1:
+        return 2  # a non-empty container on the limit's last level: too deep already
+    deepest = 1
+    for child in children:
+        if isinstance(child, (dict, list)):
+            depth = json_depth(child, limit - 1)
+            if depth > deepest:
+                deepest = depth
+                if depth >= limit:
+                    break
+    return deepest + 1
 
 
 def _jsonb_lossy(value: Any) -> bool:

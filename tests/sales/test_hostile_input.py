@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sales.ingest import quarantine_payload_decode
+from sales.ingest import json_depth, quarantine_payload_decode
 from sales.models import QuarantinedSale, Sale
 from tests.sales.payloads import BATCHES_URL, ONLINE_URL, assert_error_shape, batch, sale
 
@@ -180,3 +180,40 @@ def test_arbitrary_json_never_breaks_the_batch_endpoint_and_loses_nothing(pos_cl
                 )
             ]
             assert sent in kept
+
+
+def _depth_by_walking_everything(value) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(current, dict):
+            stack.extend((v, depth + 1) for v in current.values())
+        elif isinstance(current, list):
+            stack.extend((v, depth + 1) for v in current)
+    return deepest
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values, limit=st.integers(1, 8))
+def test_json_depth_is_exact_up_to_its_limit_and_says_too_deep_beyond(value, limit):
+    expected = _depth_by_walking_everything(value)
+    measured = json_depth(value, limit)
+    if expected <= limit:
+        assert measured == expected
+    else:
+        assert measured > limit
+
+
+def test_json_depth_stops_at_its_limit_on_absurd_nesting():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_depth(deep, 64) == 65
