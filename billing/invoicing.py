@@ -39,6 +39,7 @@ from rest_framework import status
 from billing.models import InvoiceResolution
 from billing.tasks import invoices_pending_assign_enqueue
 from nodes.models import Institution, NumberingLevel, Terminal, TerminalKind
+from paygo.bulk_insert import rows_insert
 from paygo.errors import ApplicationError
 from sales.models import FlagCode, InvoiceSource, Sale, SaleFlag
 
@@ -442,7 +443,8 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
 
     if numbered:
         _sale_invoices_write(numbered)
-        SaleFlag.objects.bulk_create(
+        rows_insert(
+            SaleFlag,
             [
                 SaleFlag(
                     sale_id=sale.pk,
@@ -451,7 +453,8 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
                 )
                 for sale, resolution, number in numbered
             ],
-            ignore_conflicts=True,
+            fields=["sale", "code", "detail", "created_at"],
+            on_conflict_do_nothing=True,
         )
     for owner, count in left_behind.items():
         logger.warning(

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from billing.feed import customers_touch
 from billing.models import BalanceMovement, Customer, UnitBalance, UnitMovement
+from paygo.bulk_insert import objects_insert
 from paygo.increments import increments_apply
 
 
@@ -26,7 +27,7 @@ def balance_movements_post(*, movements: list[BalanceMovement]) -> list[BalanceM
     if not movements:
         return []
     with transaction.atomic():
-        created = BalanceMovement.objects.bulk_create(movements)
+        created = objects_insert(BalanceMovement, movements)
         deltas: dict[int, Decimal] = defaultdict(Decimal)
         for movement in movements:
             deltas[movement.customer_id] += movement.amount
@@ -44,7 +45,7 @@ def unit_movements_post(*, movements: list[UnitMovement]) -> list[UnitMovement]:
     if not movements:
         return []
     with transaction.atomic():
-        created = UnitMovement.objects.bulk_create(movements)
+        created = objects_insert(UnitMovement, movements)
         deltas: dict[tuple[int, str], int] = defaultdict(int)
         for movement in movements:
             deltas[(movement.customer_id, movement.unit_type)] += movement.quantity

@@ -184,6 +184,11 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
         )
         if (row[0], row[1]) in customer_days
     ]
+    # A customer without a maximum is never flagged: their sales are evaluated (any stale
+    # flag is cleared) without reading their lines or walking their day.
+    unlimited = [row for row in sales if daily_max[row[0]] is None]
+    evaluation.evaluated.update(row[5] for row in unlimited)
+    sales = [row for row in sales if daily_max[row[0]] is not None]
     lines: dict[UUID, list[LineFacts]] = defaultdict(list)
     for sale_id, position, quantity, unit_price, sku, unit_type in SaleLine.objects.filter(
         sale_id__in=[row[5] for row in sales]

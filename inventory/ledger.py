@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from inventory.models import NodeStock, StockMovement
+from paygo.bulk_insert import objects_insert
 from paygo.increments import increments_apply
 
 
@@ -21,7 +22,7 @@ def stock_movements_post(*, movements: list[StockMovement]) -> list[StockMovemen
     if not movements:
         return []
     with transaction.atomic():
-        created = StockMovement.objects.bulk_create(movements)
+        created = objects_insert(StockMovement, movements)
         deltas: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
         for movement in movements:
             deltas[(movement.node_id, movement.product_id)] += movement.quantity

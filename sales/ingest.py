@@ -42,10 +42,10 @@ from billing.reconcile import SalePaymentEffect, sale_balance_movements_append, 
 from inventory.models import Product
 from inventory.reconcile import SaleLineEffect, sale_stock_movements_append
 from nodes.models import NumberingLevel, Terminal
+from paygo.bulk_insert import columns_insert, rows_insert
 from paygo.errors import ApplicationError
 from paygo.wire_format import RFC3339_DATETIME_RE
 from sales import tasks
-from sales.bulk_insert import columns_insert, rows_insert
 from sales.kitchen import ComandaSale, comandas_create
 from sales.locks import sale_rows_lock
 from sales.models import (

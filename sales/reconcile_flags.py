@@ -71,7 +71,10 @@ def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
             raise ValueError(f"{evaluation.code} is not a reconciliation flag")
         cleared = evaluation.evaluated - set(evaluation.flagged)
         if cleared:
-            SaleFlag.objects.filter(code=evaluation.code, sale_id__in=cleared).delete()
+            # One plain DELETE: flags have no dependants and no delete signals, and
+            # QuerySet.delete() would first SELECT every row to collect them.
+            queryset = SaleFlag.objects.filter(code=evaluation.code, sale_id__in=cleared)
+            queryset._raw_delete(queryset.db)
         rows = [
             SaleFlag(sale_id=sale_id, code=evaluation.code, detail=detail)
             for sale_id, detail in sorted(evaluation.flagged.items())

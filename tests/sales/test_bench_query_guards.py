@@ -19,7 +19,7 @@ from billing.models import BalanceMovement, BalanceMovementKind, Customer, UnitB
 from inventory.ledger import stock_movements_post
 from inventory.models import NodeStock, Product, StockMovement, StockMovementKind
 from nodes.models import Node
-from sales.bulk_insert import rows_insert
+from paygo.bulk_insert import rows_insert
 from sales.models import SaleLine
 from sales.reconcile_locks import unreconciled_sales_lock
 from tests.sales.stored_sales import SaleSpec, stored_sales_create

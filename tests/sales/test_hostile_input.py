@@ -194,7 +194,7 @@ def _depth_by_walking_everything(value) -> int:
     return deepest
 
 
-json_values = st.recursive(
+nested_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=3),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4),
     max_leaves=40,
@@ -202,7 +202,7 @@ json_values = st.recursive(
 
 
 @settings(max_examples=300, deadline=None)
-@given(value=json_values, limit=st.integers(1, 8))
+@given(value=nested_values, limit=st.integers(1, 8))
 def test_json_depth_is_exact_up_to_its_limit_and_says_too_deep_beyond(value, limit):
     expected = _depth_by_walking_everything(value)
     measured = json_depth(value, limit)

@@ -1,4 +1,5 @@
-"""Multi-row ``INSERT … [ON CONFLICT DO NOTHING] RETURNING`` for the ingest hot path.
+"""Multi-row ``INSERT … [ON CONFLICT DO NOTHING] RETURNING`` for the hot paths (ingest,
+the ledgers reconciliation appends to).
 
 Django's ``bulk_create`` cannot tell which rows an ``ignore_conflicts`` insert really
 stored, and on SQLite it splits every insert into chunks of 999 parameters (a limit of
@@ -99,6 +100,22 @@ def _value_getter(field: models.Field) -> Callable[[models.Model], Any]:
         return value if value is None or type(value) in plain else django_path(obj)
 
     return plain_value
+
+
+def objects_insert(model: type[models.Model], objs: Sequence[models.Model]) -> list[models.Model]:
+    """``bulk_create(objs)`` for the append-only ledgers: every concrete field but the
+    auto primary key inserted in one statement (arrays on PostgreSQL), the new primary
+    keys set on ``objs`` in order (the same assumption ``bulk_create`` makes), no
+    conflict handling. Returns ``objs``."""
+    if not objs:
+        return []
+    pk = model._meta.pk
+    fields = [f.name for f in model._meta.concrete_fields if f is not pk]
+    for obj, (new_pk,) in zip(objs, rows_insert(model, objs, fields=fields, returning=(pk.name,)), strict=True):
+        obj.pk = new_pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return list(objs)
 
 
 def rows_insert(
