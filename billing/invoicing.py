@@ -39,7 +39,7 @@ from rest_framework import status
 from billing.models import InvoiceResolution
 from billing.tasks import invoices_pending_assign_enqueue
 from nodes.models import Institution, NumberingLevel, Terminal, TerminalKind
-from paygo.bulk_insert import rows_insert
+from paygo.bulk_insert import columns_insert
 from paygo.errors import ApplicationError
 from sales.models import FlagCode, InvoiceSource, Sale, SaleFlag
 
@@ -443,17 +443,17 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
 
     if numbered:
         _sale_invoices_write(numbered)
-        rows_insert(
+        columns_insert(
             SaleFlag,
-            [
-                SaleFlag(
-                    sale_id=sale.pk,
-                    code=FlagCode.INVOICE_DEFERRED,
-                    detail={"resolution": resolution.number, "prefix": resolution.prefix, "number": number},
-                )
-                for sale, resolution, number in numbered
-            ],
-            fields=["sale", "code", "detail", "created_at"],
+            {
+                "sale": [sale.pk for sale, _, _ in numbered],
+                "code": [FlagCode.INVOICE_DEFERRED] * len(numbered),
+                "detail": [
+                    {"resolution": resolution.number, "prefix": resolution.prefix, "number": number}
+                    for _, resolution, number in numbered
+                ],
+                "created_at": [timezone.now()] * len(numbered),
+            },
             on_conflict_do_nothing=True,
         )
     for owner, count in left_behind.items():

@@ -200,9 +200,10 @@ def columns_insert(
 
     For rows that need no model instance at all (the sales, lines and payments of a batch):
     the values must already be what the field stores (ids for foreign keys, ``Decimal``,
-    ``int``, ``str``, ``UUID``, aware ``datetime``, ``date``, ``None``). On PostgreSQL the
-    lists go to the server as they are (one array per column, ``unnest``); elsewhere each
-    value goes through the field's ``get_db_prep_save`` as Django's own insert would.
+    ``int``, ``str``, ``UUID``, aware ``datetime``, ``date``, ``None``; a ``dict`` or
+    ``list`` for a JSON field). On PostgreSQL the lists go to the server as they are (one
+    array per column, ``unnest``; JSON values wrapped by the field); elsewhere each value
+    goes through the field's ``get_db_prep_save`` as Django's own insert would.
     """
     names = list(columns)
     if not names or not columns[names[0]]:
@@ -220,9 +221,13 @@ def columns_insert(
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-            cursor.execute(
-                f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({casts}){suffix}", list(columns.values())
-            )
+            arrays = [
+                [f.get_db_prep_save(value, connection) for value in values]
+                if isinstance(f, models.JSONField)
+                else values
+                for f, values in zip(fields, columns.values(), strict=True)
+            ]
+            cursor.execute(f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({casts}){suffix}", arrays)
             return [tuple(row) for row in cursor.fetchall()] if return_fields else []
         rows = list(zip(*columns.values(), strict=True))
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"

@@ -820,8 +820,17 @@ def _sales_insert(prepared: list[_Prepared]) -> set[uuid.UUID]:
 
 
 def _flags_insert(prepared: list[_Prepared]) -> None:
-    flags = [SaleFlag(sale_id=p.id, code=code, detail=detail) for p in prepared for code, detail in p.flags.items()]
-    rows_insert(SaleFlag, flags, fields=["sale", "code", "detail", "created_at"])
+    flags = [(p.id, code, detail) for p in prepared for code, detail in p.flags.items()]
+    now = timezone.now()
+    columns_insert(
+        SaleFlag,
+        {
+            "sale": [sale_id for sale_id, _, _ in flags],
+            "code": [code for _, code, _ in flags],
+            "detail": [detail for _, _, detail in flags],
+            "created_at": [now] * len(flags),
+        },
+    )
 
 
 def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Payment]]:
