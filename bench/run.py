@@ -323,6 +323,8 @@ def machine_info() -> dict:
 # --- Fixture ----------------------------------------------------------------------------
 
 UNIT_TYPE = "ALMUERZO"
+# Time between two sales of the node in the generated timeline (4 sales a second).
+SALE_INTERVAL = timedelta(seconds=0.25)
 
 
 class Fixture:
@@ -375,6 +377,10 @@ class Fixture:
             t = Terminal.objects.create(node=self.node, code=f"BENCH-CAJA-{i:02d}", name=f"Caja {i}")
             self.terminals.append((t, terminal_key_rotate(terminal=t)))
         self.seq = {t.pk: 0 for t, _ in self.terminals}
+        # One timeline for every batch of the run: each repetition continues where the
+        # previous one stopped, as a node's day does (reps that restarted the clock made
+        # every sale of a repetition late against the previous one's).
+        self.clock = datetime.now(UTC) - timedelta(hours=8)
 
         products = [
             Product(
@@ -483,10 +489,12 @@ class Fixture:
         import orjson
 
         out = []
-        base = datetime.now(UTC) - timedelta(hours=3)
         for i in range(count):
             terminal, key = self.terminals[i % len(self.terminals)]
-            sales = [self.sale(terminal.pk, base + timedelta(seconds=i * size + j)) for j in range(size)]
+            sales = []
+            for _ in range(size):
+                sales.append(self.sale(terminal.pk, self.clock))
+                self.clock += SALE_INTERVAL
             body = {"batch_id": str(uuid.uuid4()), "sales": sales}
             out.append((terminal.pk, key, orjson.dumps(body), body))
         return out
