@@ -24,7 +24,7 @@ def test_finance_filters_exports_and_resolves_negative_stock(roles, demo, page, 
     scenario = report_scenario()
     event = scenario.events["n1_sandwich"]
     login(demo["finance"]["username"], demo["finance"]["password"])
-    assert page.locator(".paygo-card").count() == 4
+    assert page.locator(".paygo-card").count() == 5
     screenshot("admin-index-dashboard")
 
     # When they open Reportes → Inventario negativo and filter by node N1

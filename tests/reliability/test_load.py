@@ -46,6 +46,13 @@ def _load_terminals(rel_db, base_url: str) -> list[TerminalClient]:
     return [TerminalClient(code, key, base_url, seq=0) for code, key in sorted(keys.items())]
 
 
+# Sales per second the lone worker must at least reconcile once the load stops. Measured:
+# about 100-200/s here, because the demo's few customers each get thousands of sales in
+# one day and the daily-maximum and overdraft walks re-read a customer's whole day per
+# chunk (see docs/reliability.md); real customers make a few sales a day.
+DRAIN_FLOOR = 50
+
+
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
@@ -128,6 +135,9 @@ def test_twenty_terminals_and_an_admin_for_a_minute(rel_db, rel_env, rel_broker_
         assert rel_db.sale_counts(ids)[0] == len(ids) == counts["accepted"], "a sale was lost or doubled"
         # Whatever an overloaded moment left behind, the sweep enqueues again.
         task_send(rel_broker_url, "sales.tasks.unreconciled_sales_sweep")
+        # The backlog must drain at no less than DRAIN_FLOOR sales/s (at least 180 s): the
+        # bound follows what the terminals managed to upload, not a fixed guess.
+        drain_bound = max(180.0, len(ids) / DRAIN_FLOOR)
         drain_started = time.monotonic()
         wait_until(
             lambda: (
@@ -136,7 +146,7 @@ def test_twenty_terminals_and_an_admin_for_a_minute(rel_db, rel_env, rel_broker_
                 )
                 == 0
             ),
-            180,
+            drain_bound,
             "the worker to reconcile the load",
             interval=0.5,
         )
@@ -151,5 +161,5 @@ def test_twenty_terminals_and_an_admin_for_a_minute(rel_db, rel_env, rel_broker_
         f"{len(ids)} sales accepted once, {counts['duplicates']} duplicates from {counts['resent_batches']} "
         f"resent batches, upload p95 {_p95(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
         f"admin: {len(admin_pages)} pages/exports, p95 {_p95(admin_latencies) * 1000:.0f} ms; errors: {len(errors)}; "
-        f"backlog reconciled {drained_in:.0f} s after the load stopped"
+        f"backlog reconciled {drained_in:.0f} s after the load stopped (bound {drain_bound:.0f} s)"
     )
