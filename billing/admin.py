@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 
 from billing.feed import customers_touch
 from billing.invoicing import (
+    invoice_deferred,
     resolution_save,
     resolution_usage,
     resolution_validate,
@@ -364,16 +365,12 @@ class SaleInvoiceViewMixin:
         ]
         return [*rest, ("Factura", {"fields": self.invoice_view_fields})]
 
-    @staticmethod
-    def _invoice_deferred(obj) -> bool:
-        return (
-            obj.invoice_number is None and obj.offline and obj.node.invoice_numbering_level != NumberingLevel.TERMINAL
-        )
-
     def _invoice_value(self, obj, value):
         if obj.invoice_number is not None:
             return value
-        if not self._invoice_deferred(obj):
+        if not invoice_deferred(
+            offline=obj.offline, invoice_number=obj.invoice_number, numbering_level=obj.node.invoice_numbering_level
+        ):
             return "—"
         return WAITING_INVOICE_TEXT if obj.reconciled_at is not None else DEFERRED_INVOICE_TEXT
 

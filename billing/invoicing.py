@@ -52,6 +52,15 @@ NEAR_EXPIRY_DAYS = 30
 SERVER_NUMBERING_LEVELS = frozenset({NumberingLevel.NODE, NumberingLevel.INSTITUTION})
 
 
+def invoice_deferred(*, offline: bool, invoice_number: int | None, numbering_level: str) -> bool:
+    """An offline sale the server numbers after sync (node or institution level) and has
+    not numbered yet. :data:`DEFERRED_Q` is the same rule as a filter on sales."""
+    return offline and invoice_number is None and numbering_level in SERVER_NUMBERING_LEVELS
+
+
+DEFERRED_Q = Q(offline=True, invoice_number__isnull=True, node__invoice_numbering_level__in=SERVER_NUMBERING_LEVELS)
+
+
 class InvoiceError(ApplicationError):
     """No invoice number can be given. ``code`` is one of the three constants below."""
 
@@ -295,25 +304,13 @@ def _deferred_rows(queryset: QuerySet[Sale]) -> list[_DeferredSale]:
 def _deferred_sales(sale_ids: list[UUID]) -> list[_DeferredSale]:
     if not sale_ids:
         return []
-    return _deferred_rows(
-        Sale.objects.filter(
-            pk__in=sale_ids,
-            offline=True,
-            invoice_number__isnull=True,
-            node__invoice_numbering_level__in=SERVER_NUMBERING_LEVELS,
-        ).order_by()
-    )
+    return _deferred_rows(Sale.objects.filter(DEFERRED_Q, pk__in=sale_ids).order_by())
 
 
 # Offline sales already reconciled that still wait for a server number: their owner's
 # range was exhausted, expired or missing when they were reconciled. Served by the
 # partial index ``sale_invoice_pending``.
-PENDING_Q = Q(
-    offline=True,
-    invoice_number__isnull=True,
-    reconciled_at__isnull=False,
-    node__invoice_numbering_level__in=SERVER_NUMBERING_LEVELS,
-)
+PENDING_Q = DEFERRED_Q & Q(reconciled_at__isnull=False)
 # How many pending sales of one owner a single run numbers (the next run takes the rest).
 PENDING_BATCH = 5000
 

@@ -61,43 +61,36 @@ _PLAIN_TYPES: dict[str, tuple[type, ...]] = {
     "TextField": (str,),
     "DecimalField": (Decimal,),
     "UUIDField": (uuid.UUID,),
+    "DateField": (datetime.date,),
 }
 
 
-def _value_getter(field: models.Field) -> Callable[[models.Model], Any]:
-    """A fast equivalent of ``field.get_db_prep_save(field.pre_save(obj, True), connection)``."""
+def _db_value(field: models.Field) -> Callable[[Any], Any]:
+    """A fast equivalent of ``field.get_db_prep_save(value, connection)``: on PostgreSQL a
+    value of a type the driver adapts exactly as Django would goes through unchanged
+    (the per-value call was the largest Python cost of ingest)."""
 
-    def django_path(obj: models.Model) -> Any:
-        return field.get_db_prep_save(field.pre_save(obj, True), connection)
+    def django_path(value: Any) -> Any:
+        return field.get_db_prep_save(value, connection)
 
-    if connection.vendor != "postgresql" or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+    if connection.vendor != "postgresql":
         return django_path
     target = field.target_field if field.is_relation else field
     internal = target.get_internal_type()
-    attname = field.attname
     if internal == "DateTimeField":
 
-        def datetime_value(obj: models.Model) -> Any:
-            value = getattr(obj, attname)
+        def datetime_value(value: Any) -> Any:
             if value is None or (isinstance(value, datetime.datetime) and value.tzinfo is not None):
                 return value
-            return django_path(obj)
+            return django_path(value)
 
         return datetime_value
-    if internal == "DateField":
-
-        def date_value(obj: models.Model) -> Any:
-            value = getattr(obj, attname)
-            return value if value is None or type(value) is datetime.date else django_path(obj)
-
-        return date_value
     plain = _PLAIN_TYPES.get(internal)
     if plain is None:
         return django_path
 
-    def plain_value(obj: models.Model) -> Any:
-        value = getattr(obj, attname)
-        return value if value is None or type(value) in plain else django_path(obj)
+    def plain_value(value: Any) -> Any:
+        return value if value is None or type(value) in plain else django_path(value)
 
     return plain_value
 
@@ -128,64 +121,12 @@ def rows_insert(
 ) -> list[tuple]:
     """Insert ``objs`` (only ``fields``) and return ``returning`` of the rows stored.
 
-    With ``on_conflict_do_nothing`` a row violating ANY unique constraint (the primary key,
-    or e.g. the partial unique invoice-number index) is skipped instead of aborting the
-    statement, and simply does not appear in the result; callers find out why afterwards.
-    Values are adapted by each field exactly as Django's own insert does.
+    :func:`columns_insert` of the objects' values, each read as Django's own insert
+    does (``pre_save``: ``auto_now`` fields get their time).
     """
-    if not objs:
-        return []
     opts = model._meta
-    insert_fields = [opts.get_field(name) for name in fields]
-    return_fields = [opts.get_field(name) for name in returning]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in insert_fields)
-    returned = ", ".join(quote(f.column) for f in return_fields)
-    if connection.vendor == "postgresql":
-        return _rows_insert_unnest(
-            opts.db_table, objs, insert_fields, return_fields, columns, returned, on_conflict_do_nothing
-        )
-    row_sql = "(" + ", ".join(["%s"] * len(insert_fields)) + ")"
-    chunk = max(1, _max_params() // len(insert_fields))
-    result: list[tuple] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(objs), chunk):
-            part = objs[start : start + chunk]
-            params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in part for f in insert_fields]
-            sql = f"INSERT INTO {quote(opts.db_table)} ({columns}) VALUES {', '.join([row_sql] * len(part))}"
-            if on_conflict_do_nothing:
-                sql += " ON CONFLICT DO NOTHING"
-            sql += f" RETURNING {returned}"
-            cursor.execute(sql, params)
-            result.extend(
-                tuple(f.to_python(value) for f, value in zip(return_fields, row, strict=True))
-                for row in cursor.fetchall()
-            )
-    return result
-
-
-def _rows_insert_unnest(
-    table: str,
-    objs: Sequence[models.Model],
-    insert_fields: list[models.Field],
-    return_fields: list[models.Field],
-    columns: str,
-    returned: str,
-    on_conflict_do_nothing: bool,
-) -> list[tuple]:
-    """PostgreSQL: one statement, one array parameter per column, whatever the row count."""
-    getters = [_value_getter(f) for f in insert_fields]
-    arrays = [[get(obj) for obj in objs] for get in getters]
-    casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in insert_fields)
-    sql = f"INSERT INTO {connection.ops.quote_name(table)} ({columns}) SELECT * FROM unnest({casts})"
-    if on_conflict_do_nothing:
-        sql += " ON CONFLICT DO NOTHING"
-    sql += f" RETURNING {returned}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
-        return [
-            tuple(f.to_python(value) for f, value in zip(return_fields, row, strict=True)) for row in cursor.fetchall()
-        ]
+    columns = {name: [opts.get_field(name).pre_save(obj, True) for obj in objs] for name in fields}
+    return columns_insert(model, columns, returning=returning, on_conflict_do_nothing=on_conflict_do_nothing)
 
 
 def columns_insert(
@@ -196,14 +137,15 @@ def columns_insert(
     on_conflict_do_nothing: bool = False,
 ) -> list[tuple]:
     """Insert rows given column by column (``{field name: [value per row]}``) and return
-    ``returning`` of the rows stored (``ON CONFLICT DO NOTHING`` as in :func:`rows_insert`).
+    ``returning`` of the rows stored.
 
-    For rows that need no model instance at all (the sales, lines and payments of a batch):
-    the values must already be what the field stores (ids for foreign keys, ``Decimal``,
-    ``int``, ``str``, ``UUID``, aware ``datetime``, ``date``, ``None``; a ``dict`` or
-    ``list`` for a JSON field). On PostgreSQL the lists go to the server as they are (one
-    array per column, ``unnest``; JSON values wrapped by the field); elsewhere each value
-    goes through the field's ``get_db_prep_save`` as Django's own insert would.
+    With ``on_conflict_do_nothing`` a row violating ANY unique constraint (the primary key,
+    or e.g. the partial unique invoice-number index) is skipped instead of aborting the
+    statement, and simply does not appear in the result; callers find out why afterwards.
+    Values are what the model attribute would hold (ids for foreign keys); each is
+    adapted as the field's ``get_db_prep_save`` would (:func:`_db_value`). Rows needing
+    no model instance at all (the sales, lines and payments of a batch) come here
+    straight; :func:`rows_insert` takes instances.
     """
     names = list(columns)
     if not names or not columns[names[0]]:
@@ -217,26 +159,23 @@ def columns_insert(
     suffix = " ON CONFLICT DO NOTHING" if on_conflict_do_nothing else ""
     if return_fields:
         suffix += " RETURNING " + ", ".join(quote(f.column) for f in return_fields)
-    result: list[tuple] = []
+    arrays = []
+    for f, values in zip(fields, columns.values(), strict=True):
+        adapt = _db_value(f)
+        arrays.append([adapt(value) for value in values])
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # One statement, one array parameter per column, whatever the row count.
             casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-            arrays = [
-                [f.get_db_prep_save(value, connection) for value in values]
-                if isinstance(f, models.JSONField)
-                else values
-                for f, values in zip(fields, columns.values(), strict=True)
-            ]
             cursor.execute(f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({casts}){suffix}", arrays)
             return [tuple(row) for row in cursor.fetchall()] if return_fields else []
-        rows = list(zip(*columns.values(), strict=True))
+        rows = list(zip(*arrays, strict=True))
         row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
         chunk = max(1, _max_params() // len(fields))
+        result: list[tuple] = []
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            params = [
-                f.get_db_prep_save(value, connection) for row in part for f, value in zip(fields, row, strict=True)
-            ]
+            params = [value for row in part for value in row]
             cursor.execute(
                 f"INSERT INTO {table} ({column_sql}) VALUES {', '.join([row_sql] * len(part))}{suffix}", params
             )
@@ -245,4 +184,4 @@ def columns_insert(
                     tuple(f.to_python(value) for f, value in zip(return_fields, row, strict=True))
                     for row in cursor.fetchall()
                 )
-    return result
+        return result

@@ -31,7 +31,7 @@ from django.db.models import Case, F, PositiveBigIntegerField, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from billing.invoicing import InvoiceError, invoice_number_take, invoice_unavailable_error
+from billing.invoicing import SERVER_NUMBERING_LEVELS, InvoiceError, invoice_number_take, invoice_unavailable_error
 from billing.models import (
     Customer,
     InvoiceResolution,
@@ -1248,7 +1248,7 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
 
 
 def _server_numbers(terminal: Terminal) -> bool:
-    return terminal.node.invoice_numbering_level in (NumberingLevel.NODE, NumberingLevel.INSTITUTION)
+    return terminal.node.invoice_numbering_level in SERVER_NUMBERING_LEVELS
 
 
 def _online_invoice_precheck(parsed: ParsedSale, terminal: Terminal) -> dict[str, str] | None:

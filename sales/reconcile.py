@@ -27,7 +27,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from billing.invoicing import SERVER_NUMBERING_LEVELS, invoices_deferred_assign
+from billing.invoicing import invoice_deferred, invoices_deferred_assign
 from billing.reconcile import (
     SalePaymentEffect,
     daily_max_recompute,
@@ -215,9 +215,11 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     deferred = [
         pk
         for pk, s in sales.items()
-        if s["offline"]
-        and s["invoice_number"] is None
-        and s["node__invoice_numbering_level"] in SERVER_NUMBERING_LEVELS
+        if invoice_deferred(
+            offline=s["offline"],
+            invoice_number=s["invoice_number"],
+            numbering_level=s["node__invoice_numbering_level"],
+        )
     ]
     if deferred:
         # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).

@@ -84,8 +84,9 @@ def resolution_of(node_code: str) -> InvoiceResolution:
     return InvoiceResolution.objects.get(level="institution", institution=node.institution)
 
 
-def successor_of(resolution: InvoiceResolution, *, size: int = 10, **changes) -> InvoiceResolution:
-    """A second resolution for the same owner, after the demo's ranges."""
+def successor_of(resolution: InvoiceResolution, *, size: int = 10, saved: bool = True, **changes) -> InvoiceResolution:
+    """A second resolution for the same owner, after the demo's ranges (``saved=False``:
+    not saved, as staff would be about to add it)."""
     start = 900_001
     fields = {
         "institution_id": resolution.institution_id,
@@ -102,7 +103,7 @@ def successor_of(resolution: InvoiceResolution, *, size: int = 10, **changes) ->
         "next_number": start,
         **changes,
     }
-    return InvoiceResolution.objects.create(**fields)
+    return InvoiceResolution.objects.create(**fields) if saved else InvoiceResolution(**fields)
 
 
 class SaleFailedError(Exception):

@@ -23,15 +23,21 @@ def _needs_redis() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def rel_db(tmp_path_factory):
-    """``paygo_rel_<random>``: migrated and seeded under production settings; dropped at the end."""
+def rel_database(tmp_path_factory, name: str):
+    """Yield a new ``paygo_rel_<random>`` database, migrated and seeded under production
+    settings, and drop it afterwards (the body of the ``rel_db`` fixtures)."""
     _needs_postgres()
-    database = RelDatabase(tmp_path_factory.mktemp("rel-stack"))
+    database = RelDatabase(tmp_path_factory.mktemp(name))
     try:
         yield database
     finally:
         database.drop()
+
+
+@pytest.fixture(scope="session")
+def rel_db(tmp_path_factory):
+    """The stack's database for the session (see :func:`rel_database`)."""
+    yield from rel_database(tmp_path_factory, "rel-stack")
 
 
 @pytest.fixture

@@ -314,27 +314,33 @@ def _ping(client) -> bool:
         return False
 
 
+def solo_worker_argv(*, log: Path, name: str) -> list[str]:
+    """``celery -A paygo worker`` in one process (``--pool=solo``: its PID is the worker
+    that runs the tasks, so a test can SIGKILL it), logging to ``log``, a unique hostname."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "paygo",
+        "worker",
+        "--pool=solo",
+        "--loglevel=INFO",
+        f"--logfile={log}",
+        f"--hostname={name}-{uuid.uuid4().hex[:8]}@localhost",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+
+
 class CeleryWorker:
     """``celery -A paygo worker --pool=solo`` on the stack's database; stopped by PID."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "paygo",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                f"--logfile={log}",
-                f"--hostname=rel-{uuid.uuid4().hex[:8]}@localhost",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            solo_worker_argv(log=log, name="rel"),
             cwd=BASE_DIR,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.reliability.admin_session import AdminSession
-from tests.reliability.conftest import _needs_postgres
-from tests.reliability.stack import CeleryWorker, RelDatabase, TerminalClient, task_send, wait_until
+from tests.reliability.conftest import rel_database
+from tests.reliability.stack import CeleryWorker, TerminalClient, task_send, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -64,12 +64,7 @@ def rel_db(tmp_path_factory):
     products, whose stock went negative long before and stays so. Reconciling on top of
     that history is a separate, known cost (docs/reliability.md, "Load held"); this test
     measures 20 terminals and an admin on a node's ordinary day."""
-    _needs_postgres()
-    database = RelDatabase(tmp_path_factory.mktemp("rel-load"))
-    try:
-        yield database
-    finally:
-        database.drop()
+    yield from rel_database(tmp_path_factory, "rel-load")
 
 
 def test_twenty_terminals_and_an_admin_for_a_minute(rel_db, rel_env, rel_broker_url, gunicorn_factory, tmp_path):

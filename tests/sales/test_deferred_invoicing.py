@@ -18,6 +18,7 @@ from billing.models import InvoiceResolution
 from billing.tasks import invoices_pending_assign as invoices_pending_assign_task
 from sales.models import FlagCode, InvoiceSource, Sale, SaleFlag
 from sales.reconcile import sales_chunk_reconcile, sales_reconcile
+from tests.billing.test_invoicing import successor_of
 from tests.sales.payloads import BATCHES_URL, batch, cash_sale, sale_url
 from tests.sales.stored_sales import SaleSpec, stored_sales_create
 
@@ -176,14 +177,9 @@ drafts_strategy = st.lists(
 )
 
 
-@settings(
-    max_examples=int(os.environ.get("PAYGO_HYPOTHESIS_EXAMPLES", "40")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(drafts=drafts_strategy, data=st.data())
-def test_any_arrival_order_numbers_every_sale_once_inside_the_range(demo, base_time, drafts, data):
-    resolution = institution_resolution()
+def _specs(drafts: list[tuple[int, int]], base_time) -> list[SaleSpec]:
+    """One offline café sale per draft (terminal index, minute), each register's seq in
+    time order, ids by draft index."""
     seqs = dict.fromkeys(TERMINALS, 0)
     specs = []
     for index, (t, minute) in sorted(enumerate(drafts), key=lambda d: (d[1][1], d[0])):
@@ -197,6 +193,18 @@ def test_any_arrival_order_numbers_every_sale_once_inside_the_range(demo, base_t
                 lines=(("AND-CAFE", 1),),
             )
         )
+    return specs
+
+
+@settings(
+    max_examples=int(os.environ.get("PAYGO_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(drafts=drafts_strategy, data=st.data())
+def test_any_arrival_order_numbers_every_sale_once_inside_the_range(demo, base_time, drafts, data):
+    resolution = institution_resolution()
+    specs = _specs(drafts, base_time)
     order = data.draw(st.permutations(range(len(specs))), label="arrival order")
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(specs) - 1)), max_size=4), label="chunk cuts"))
     chunks = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True) if order[a:b]]
@@ -242,25 +250,6 @@ def test_any_arrival_order_numbers_every_sale_once_inside_the_range(demo, base_t
 # --- A backlog left by an exhausted, expired or missing range ends numbered -------------
 
 
-def _successor(resolution: InvoiceResolution, *, start: int = 900_001, size: int = 10, **changes):
-    """The next resolution of the same owner, as staff would add it (not saved)."""
-    fields = {
-        "institution_id": resolution.institution_id,
-        "level": resolution.level,
-        "node_id": resolution.node_id,
-        "number": "18764009999",
-        "resolution_date": resolution.resolution_date,
-        "prefix": resolution.prefix,
-        "range_from": start,
-        "range_to": start + size - 1,
-        "valid_from": resolution.valid_from,
-        "valid_until": resolution.valid_until,
-        "next_number": start,
-        **changes,
-    }
-    return InvoiceResolution(**fields)
-
-
 def _exhaust(resolution: InvoiceResolution) -> None:
     InvoiceResolution.objects.filter(pk=resolution.pk).update(next_number=resolution.range_to + 1)
 
@@ -279,7 +268,7 @@ def test_saving_a_new_resolution_numbers_the_backlog_an_exhausted_range_left(
     assert pos_client("N3-CAJA-01").get(sale_url(sales[0]["id"])).json()["invoice"] is None
 
     # When staff save the next resolution (the service the admin calls)
-    new = _successor(old)
+    new = successor_of(old, saved=False)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         resolution_save(resolution=new)
 
@@ -309,7 +298,7 @@ def test_the_backlog_is_numbered_before_the_sales_that_follow_it(pos_client, at)
     pos_client("N2-CAJA-01").post(BATCHES_URL, batch(*backlog), format="json")
     sales_reconcile()
     # and a new resolution created without the after-save run (e.g. loaded by a script)
-    _successor(old).save()
+    successor_of(old)
 
     # When later offline sales of N2 are reconciled
     later = [cash_sale(occurred_at=at(m).isoformat(), seq=seq) for seq, m in enumerate([9, 7], start=3)]
@@ -335,9 +324,9 @@ def test_the_periodic_run_numbers_what_fits_and_keeps_the_rest_pending(pos_clien
     sales_reconcile()
     assert invoices_pending_count() == 5
     # N2 gets a range of two numbers; EMP-ANDINA one that only starts tomorrow
-    _successor(n2_old, size=2).save()
+    successor_of(n2_old, size=2)
     tomorrow = at(0).date() + timedelta(days=1)
-    _successor(andina_old, number="18764008888", valid_from=tomorrow).save()
+    successor_of(andina_old, number="18764008888", valid_from=tomorrow)
 
     # When the periodic task runs (twice: it is idempotent)
     assert invoices_pending_assign_task.delay().get() == 2
@@ -369,19 +358,7 @@ def test_with_no_backlog_the_periodic_run_costs_one_query(demo, django_assert_nu
 def test_a_range_running_out_midway_still_ends_with_every_sale_numbered_once(demo, base_time, drafts, data):
     old = institution_resolution()
     left = data.draw(st.integers(0, len(drafts)), label="numbers left in the old range")
-    seqs = dict.fromkeys(TERMINALS, 0)
-    specs = []
-    for index, (t, minute) in sorted(enumerate(drafts), key=lambda d: (d[1][1], d[0])):
-        seqs[TERMINALS[t]] += 1
-        specs.append(
-            SaleSpec(
-                id=uuid.UUID(int=index + 1),
-                terminal=TERMINALS[t],
-                seq=seqs[TERMINALS[t]],
-                occurred_at=base_time + timedelta(minutes=minute),
-                lines=(("AND-CAFE", 1),),
-            )
-        )
+    specs = _specs(drafts, base_time)
     order = data.draw(st.permutations(range(len(specs))), label="arrival order")
     cut = data.draw(st.integers(0, len(order)), label="sales reconciled before the new resolution")
 
@@ -389,8 +366,7 @@ def test_a_range_running_out_midway_still_ends_with_every_sale_numbered_once(dem
         InvoiceResolution.objects.filter(pk=old.pk).update(next_number=old.range_to + 1 - left)
         stored_sales_create([specs[i] for i in order[:cut]])
         sales_reconcile(sale_ids=[specs[i].id for i in order[:cut]])
-        new = _successor(old, size=len(specs))
-        new.save()
+        new = successor_of(old, size=len(specs))
         stored_sales_create([specs[i] for i in order[cut:]])
         sales_reconcile(sale_ids=[specs[i].id for i in order[cut:]])
         invoices_pending_assign()

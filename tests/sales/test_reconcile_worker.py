@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +20,7 @@ from billing.models import BalanceMovement, Customer
 from inventory.models import Product, StockMovement
 from inventory.verification import ledgers_verify
 from sales.models import Comanda, Payment, Sale, SaleLine
+from tests.reliability.stack import solo_worker_argv
 from tests.sales.stored_sales import SaleSpec, stored_sales_create
 
 
@@ -61,21 +60,7 @@ class Worker:
             "PAYGO_LOG_LEVEL": "INFO",
         }
         self.process = subprocess.Popen(  # the worker itself: its PID is the one we stop
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "paygo",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                f"--logfile={log}",
-                f"--hostname=reconcile-test-{uuid.uuid4().hex[:8]}@localhost",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            solo_worker_argv(log=log, name="reconcile-test"),
             cwd=settings.BASE_DIR,
             env=env,
             stdout=subprocess.DEVNULL,
