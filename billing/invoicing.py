@@ -24,7 +24,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -333,7 +333,7 @@ def invoices_pending_count() -> int:
     return Sale.objects.filter(PENDING_Q).count()
 
 
-def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
+def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str], reconciled_at: datetime | None = None) -> int:
     """Number the OFFLINE sales among ``sale_ids`` that arrived without an invoice, and
     the owners' pending backlog with them.
 
@@ -352,6 +352,10 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
     ``pk`` order, until the transaction ends (its own, or the caller's if there is one);
     the sales still unnumbered are read only after the locks are held.
 
+    ``reconciled_at`` (reconciliation): also written on the numbered sales that have none
+    yet, in the same statement as their numbers, so a reconcile chunk writes each of its
+    sales once (on PostgreSQL; the caller still marks the rest).
+
     Idempotent: already-numbered sales are skipped, so a second run changes nothing. Two
     concurrent runs are serialized by the resolution locks, the second sees what the
     first committed, so no sale gets two numbers; ``sale_invoice_number_unique`` makes
@@ -369,7 +373,11 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
         candidates = _deferred_sales(ids)
         if not candidates:
             return 0
-        return _owners_number(owners={sale.owner for sale in candidates}, sale_ids=[s.pk for s in candidates])
+        return _owners_number(
+            owners={sale.owner for sale in candidates},
+            sale_ids=[s.pk for s in candidates],
+            reconciled_at=reconciled_at,
+        )
 
 
 def invoices_pending_assign() -> int:
@@ -397,7 +405,7 @@ def invoices_pending_assign() -> int:
     return numbered
 
 
-def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
+def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID], reconciled_at: datetime | None = None) -> int:
     """Number ``sale_ids`` and the owners' pending backlog. Call inside a transaction."""
     owner_q = Q()
     for owner in owners:
@@ -439,7 +447,7 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
             raise RuntimeError(f"resolution {resolution_pk} moved while locked ({first} != {resolution.next_number})")
 
     if numbered:
-        _sale_invoices_write(numbered)
+        _sale_invoices_write(numbered, reconciled_at=reconciled_at)
         columns_insert(
             SaleFlag,
             {
@@ -471,9 +479,12 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID]) -> int:
     return len(numbered)
 
 
-def _sale_invoices_write(numbered: list[tuple[_DeferredSale, InvoiceResolution, int]]) -> None:
+def _sale_invoices_write(
+    numbered: list[tuple[_DeferredSale, InvoiceResolution, int]], *, reconciled_at: datetime | None = None
+) -> None:
     """Write resolution, prefix, number and ``invoice_source = "server"`` on the sales:
-    one ``UPDATE … FROM unnest`` per resolution on PostgreSQL, ``bulk_update`` elsewhere."""
+    one ``UPDATE … FROM unnest`` per resolution on PostgreSQL (with ``reconciled_at`` where
+    still empty, when given), ``bulk_update`` elsewhere."""
     if connection.vendor != "postgresql":
         sales = []
         for sale, resolution, number in numbered:
@@ -494,13 +505,18 @@ def _sale_invoices_write(numbered: list[tuple[_DeferredSale, InvoiceResolution, 
         entry[1].append(sale.pk)
         entry[2].append(number)
     table = connection.ops.quote_name(Sale._meta.db_table)
+    # One write per sale: a second UPDATE of the same rows (reconciled_at) would store
+    # every row version and its index entries twice.
+    reconciled_sql = ", reconciled_at = COALESCE(reconciled_at, %s)" if reconciled_at is not None else ""
     with connection.cursor() as cursor:
         for resolution, ids, numbers in by_resolution.values():
             cursor.execute(
                 f"UPDATE {table} SET invoice_resolution_id = %s, invoice_prefix = %s,"
-                " invoice_number = n.number, invoice_source = %s"
+                f" invoice_number = n.number, invoice_source = %s{reconciled_sql}"
                 f" FROM unnest(%s::uuid[], %s::bigint[]) AS n(id, number) WHERE {table}.id = n.id",
-                [resolution.pk, resolution.prefix, InvoiceSource.SERVER, ids, numbers],
+                [resolution.pk, resolution.prefix, InvoiceSource.SERVER]
+                + ([reconciled_at] if reconciled_at is not None else [])
+                + [ids, numbers],
             )
 
 

@@ -5,13 +5,23 @@ materialized value, in one transaction, and a bump of the balance feed."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
-from billing.feed import customers_touch
-from billing.models import BalanceMovement, Customer, UnitBalance, UnitMovement
-from paygo.bulk_insert import objects_insert
+from billing.feed import balance_feed_next_seq, customers_touch
+from billing.models import (
+    BalanceMovement,
+    BalanceMovementKind,
+    Customer,
+    UnitBalance,
+    UnitMovement,
+    UnitMovementKind,
+)
+from paygo.bulk_insert import columns_insert, objects_insert
 from paygo.increments import increments_apply
 
 
@@ -28,16 +38,76 @@ def balance_movements_post(*, movements: list[BalanceMovement]) -> list[BalanceM
         return []
     with transaction.atomic():
         created = objects_insert(BalanceMovement, movements)
-        deltas: dict[int, Decimal] = defaultdict(Decimal)
-        for movement in movements:
-            deltas[movement.customer_id] += movement.amount
-        increments_apply(Customer, "balance", deltas)
-        by_institution: dict[int, list[int]] = defaultdict(list)
-        for pk, institution_id in Customer.objects.filter(pk__in=deltas).values_list("pk", "institution_id"):
-            by_institution[institution_id].append(pk)
-        for institution_id in sorted(by_institution):
-            customers_touch(institution_id=institution_id, customer_ids=by_institution[institution_id])
+        _balances_apply((m.customer_id, m.amount) for m in movements)
     return created
+
+
+def sale_balance_movements_post(
+    *, payment_ids: list[int], customer_ids: list[int], amounts: list[Decimal], occurred_at: list[datetime]
+) -> int:
+    """Append one ``sale`` movement of ``-amount`` per paygo payment (given column by
+    column) and apply them, skipping payments that already have their movement.
+
+    The skip is the unique ``BalanceMovement.payment`` itself (``INSERT … ON CONFLICT DO
+    NOTHING RETURNING``): no read of existing movements, no model instances; only the
+    rows really inserted change balances and the feed. Zero amounts are the caller's to
+    leave out (``balance_movement_not_zero``). Returns the number of movements inserted.
+    """
+    if not payment_ids:
+        return 0
+    with transaction.atomic():
+        inserted = columns_insert(
+            BalanceMovement,
+            {
+                "customer": customer_ids,
+                "kind": [BalanceMovementKind.SALE] * len(payment_ids),
+                "amount": [-amount for amount in amounts],
+                "occurred_at": occurred_at,
+                "created_at": [timezone.now()] * len(payment_ids),
+                "payment": payment_ids,
+                "note": [""] * len(payment_ids),
+            },
+            returning=("customer", "amount"),
+            on_conflict_do_nothing=True,
+        )
+        _balances_apply(inserted)
+    return len(inserted)
+
+
+def _balances_apply(movements: Iterable[tuple[int, Decimal]]) -> None:
+    """Add ``(customer, amount)`` movements to the balances and bump the feed: lock the
+    customers, take each institution's next feed sequence
+    (:func:`~billing.feed.balance_feed_next_seq`, its row locked until commit), then write
+    balances and ``change_seq`` in one UPDATE (one new row version per customer)."""
+    deltas: dict[int, Decimal] = defaultdict(Decimal)
+    for customer_id, amount in movements:
+        deltas[customer_id] += amount
+    if not deltas:
+        return
+    # Customer rows first (pk order), then the feed row: the order every writer of a
+    # customer takes them in (an admin edit saves the customer, then touches the feed).
+    institution_of = dict(
+        Customer.objects.select_for_update(no_key=True)
+        .filter(pk__in=deltas)
+        .order_by("pk")
+        .values_list("pk", "institution_id")
+    )
+    seqs = {
+        institution_id: balance_feed_next_seq(institution_id=institution_id)
+        for institution_id in sorted(set(institution_of.values()))
+    }
+    increments_apply(
+        Customer, "balance", deltas, assign={"change_seq": {pk: seqs[institution_of[pk]] for pk in deltas}}
+    )
+
+
+def _customers_touch(customer_ids: Iterable[int]) -> None:
+    """Bump the balance feed of the customers' institutions (one read, one touch each)."""
+    by_institution: dict[int, list[int]] = defaultdict(list)
+    for pk, institution_id in Customer.objects.filter(pk__in=set(customer_ids)).values_list("pk", "institution_id"):
+        by_institution[institution_id].append(pk)
+    for institution_id in sorted(by_institution):
+        customers_touch(institution_id=institution_id, customer_ids=by_institution[institution_id])
 
 
 def unit_movements_post(*, movements: list[UnitMovement]) -> list[UnitMovement]:
@@ -46,22 +116,58 @@ def unit_movements_post(*, movements: list[UnitMovement]) -> list[UnitMovement]:
         return []
     with transaction.atomic():
         created = objects_insert(UnitMovement, movements)
-        deltas: dict[tuple[int, str], int] = defaultdict(int)
-        for movement in movements:
-            deltas[(movement.customer_id, movement.unit_type)] += movement.quantity
-        UnitBalance.objects.bulk_create(
-            [UnitBalance(customer_id=c, unit_type=u, quantity=0) for c, u in deltas],
-            ignore_conflicts=True,
-        )
-        rows = UnitBalance.objects.filter(customer_id__in={c for c, _ in deltas}).values_list(
-            "pk", "customer_id", "unit_type"
-        )
-        by_pk = {pk: deltas[(c, u)] for pk, c, u in rows if (c, u) in deltas}
-        increments_apply(UnitBalance, "quantity", by_pk)
-        by_institution: dict[int, list[int]] = defaultdict(list)
-        customer_ids = {c for c, _ in deltas}
-        for pk, institution_id in Customer.objects.filter(pk__in=customer_ids).values_list("pk", "institution_id"):
-            by_institution[institution_id].append(pk)
-        for institution_id in sorted(by_institution):
-            customers_touch(institution_id=institution_id, customer_ids=by_institution[institution_id])
+        _units_apply((m.customer_id, m.unit_type, m.quantity) for m in movements)
     return created
+
+
+def sale_unit_movements_post(
+    *,
+    payment_ids: list[int],
+    customer_ids: list[int],
+    unit_types: list[str],
+    quantities: list[int],
+    occurred_at: list[datetime],
+) -> int:
+    """Append one ``sale`` movement of ``-quantity`` units per units payment, skipping
+    payments that already have theirs (unique ``UnitMovement.payment``, as
+    :func:`sale_balance_movements_post`). Returns the number of movements inserted."""
+    if not payment_ids:
+        return 0
+    with transaction.atomic():
+        inserted = columns_insert(
+            UnitMovement,
+            {
+                "customer": customer_ids,
+                "unit_type": unit_types,
+                "kind": [UnitMovementKind.SALE] * len(payment_ids),
+                "quantity": [-quantity for quantity in quantities],
+                "occurred_at": occurred_at,
+                "created_at": [timezone.now()] * len(payment_ids),
+                "payment": payment_ids,
+                "note": [""] * len(payment_ids),
+            },
+            returning=("customer", "unit_type", "quantity"),
+            on_conflict_do_nothing=True,
+        )
+        _units_apply(inserted)
+    return len(inserted)
+
+
+def _units_apply(movements: Iterable[tuple[int, str, int]]) -> None:
+    """Add ``(customer, unit type, quantity)`` movements to the unit balances (missing rows
+    created first, one UPDATE for all) and bump the feed."""
+    deltas: dict[tuple[int, str], int] = defaultdict(int)
+    for customer_id, unit_type, quantity in movements:
+        deltas[(customer_id, unit_type)] += quantity
+    if not deltas:
+        return
+    UnitBalance.objects.bulk_create(
+        [UnitBalance(customer_id=c, unit_type=u, quantity=0) for c, u in deltas],
+        ignore_conflicts=True,
+    )
+    rows = UnitBalance.objects.filter(customer_id__in={c for c, _ in deltas}).values_list(
+        "pk", "customer_id", "unit_type"
+    )
+    by_pk = {pk: deltas[(c, u)] for pk, c, u in rows if (c, u) in deltas}
+    increments_apply(UnitBalance, "quantity", by_pk)
+    _customers_touch(c for c, _ in deltas)

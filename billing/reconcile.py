@@ -15,11 +15,11 @@ from decimal import Decimal
 from itertools import groupby
 from uuid import UUID
 
-from django.db.models import Sum
+from django.db.models import OuterRef, Subquery
 
-from billing.ledger import balance_movements_post, unit_movements_post
-from billing.models import BalanceMovement, BalanceMovementKind, Customer, UnitMovement, UnitMovementKind
-from sales.models import FlagCode, Sale, SaleLine
+from billing.ledger import sale_balance_movements_post, sale_unit_movements_post
+from billing.models import BalanceMovement, Customer
+from sales.models import FlagCode, Sale, SaleFlag, SaleLine
 from sales.reconcile_flags import FlagEvaluation, time_ordered_flags
 from sales.rules import CustomerFacts, LineFacts, PaymentFacts
 
@@ -42,32 +42,19 @@ class SalePaymentEffect:
 def sale_balance_movements_append(*, payments: list[SalePaymentEffect]) -> int:
     """Append one ``sale`` balance movement (−amount) per paygo payment that has none.
 
-    Online sales already got theirs at ingest. Through :func:`balance_movements_post`, so
-    balances change set-based and the balance feed is bumped (terminals see the change).
-    Idempotent under the caller's lock on the sales; ``BalanceMovement.payment`` is
-    unique, so a duplicate would roll the whole reconcile back. Locks: the institution's
+    Online sales already got theirs at ingest; those, and a retried reconcile's own, are
+    skipped by the unique ``BalanceMovement.payment``
+    (:func:`~billing.ledger.sale_balance_movements_post`). Balances change set-based and
+    the balance feed is bumped (terminals see the change). Locks: the institution's
     balance feed row until commit. Returns the number of movements appended.
     """
-    if not payments:
-        return 0
-    existing = set(
-        BalanceMovement.objects.filter(payment_id__in=[p.payment_id for p in payments]).values_list(
-            "payment_id", flat=True
-        )
+    payments = [p for p in payments if p.amount != 0]
+    return sale_balance_movements_post(
+        payment_ids=[p.payment_id for p in payments],
+        customer_ids=[p.customer_id for p in payments],
+        amounts=[p.amount for p in payments],
+        occurred_at=[p.occurred_at for p in payments],
     )
-    movements = [
-        BalanceMovement(
-            customer_id=p.customer_id,
-            kind=BalanceMovementKind.SALE,
-            amount=-p.amount,
-            occurred_at=p.occurred_at,
-            payment_id=p.payment_id,
-        )
-        for p in payments
-        if p.payment_id not in existing and p.amount != 0
-    ]
-    balance_movements_post(movements=movements)
-    return len(movements)
 
 
 def sale_unit_movements_append(*, payments: list[SalePaymentEffect]) -> int:
@@ -76,31 +63,18 @@ def sale_unit_movements_append(*, payments: list[SalePaymentEffect]) -> int:
     Same guarantees as :func:`sale_balance_movements_append` (``UnitMovement.payment`` is
     unique). Returns the number of movements appended.
     """
-    if not payments:
-        return 0
-    existing = set(
-        UnitMovement.objects.filter(payment_id__in=[p.payment_id for p in payments]).values_list(
-            "payment_id", flat=True
-        )
+    payments = [p for p in payments if int(p.amount) != 0]
+    return sale_unit_movements_post(
+        payment_ids=[p.payment_id for p in payments],
+        customer_ids=[p.customer_id for p in payments],
+        unit_types=[p.unit_type for p in payments],
+        quantities=[int(p.amount) for p in payments],
+        occurred_at=[p.occurred_at for p in payments],
     )
-    movements = [
-        UnitMovement(
-            customer_id=p.customer_id,
-            unit_type=p.unit_type,
-            kind=UnitMovementKind.SALE,
-            quantity=-int(p.amount),
-            occurred_at=p.occurred_at,
-            payment_id=p.payment_id,
-        )
-        for p in payments
-        if p.payment_id not in existing and int(p.amount) != 0
-    ]
-    unit_movements_post(movements=movements)
-    return len(movements)
 
 
 def _balance_order(row: tuple) -> tuple:
-    _customer, _amount, occurred_at, pk, sale_id, terminal_id, seq, position = row
+    _customer, _amount, occurred_at, pk, sale_id, terminal_id, seq, position = row[:8]
     if sale_id is None:
         return (occurred_at, 0, 0, 0, 0, pk)
     return (occurred_at, 1, terminal_id, seq, position, pk)
@@ -109,9 +83,9 @@ def _balance_order(row: tuple) -> tuple:
 def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluation:
     """Recompute ``overdraft_exceeded`` for the customers' sales from a time on.
 
-    Walks each customer's balance ledger in time order (opening = sum of movements
-    before ``since``) and asks :mod:`sales.rules` for every sale with its balance just
-    before it. Set-based: three queries for any number of customers. Pure read; the
+    Walks each customer's balance ledger in time order (opening = balance minus the
+    movements from ``since`` on) and asks :mod:`sales.rules` for every sale with its
+    balance just before it. Set-based: two queries for any number of customers. Pure read; the
     caller writes the flags. Locks: none of its own; the caller holds the customer locks
     (:func:`sales.reconcile_locks.customers_lock`). Idempotent.
     """
@@ -120,29 +94,35 @@ def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluati
         return evaluation
     window_start = min(customers_since.values())
     limits = dict(Customer.objects.filter(pk__in=customers_since).values_list("pk", "overdraft_limit"))
-    opening: dict[int, Decimal] = defaultdict(Decimal)
-    opening.update(
-        BalanceMovement.objects.filter(customer_id__in=customers_since, occurred_at__lt=window_start)
-        .values("customer_id")
-        .annotate(total=Sum("amount"))
-        .values_list("customer_id", "total")
-    )
-    rows = BalanceMovement.objects.filter(customer_id__in=customers_since, occurred_at__gte=window_start).values_list(
-        "customer_id",
-        "amount",
-        "occurred_at",
-        "pk",
-        "payment__sale_id",
-        "payment__sale__terminal_id",
-        "payment__sale__seq",
-        "payment__position",
+    # Opening balance = the materialized balance minus the movements walked, the balance
+    # read in the same statement (one snapshot): its cost does not grow with the
+    # customer's history, as a sum of every earlier movement would.
+    balance_now = Customer.objects.filter(pk=OuterRef("customer_id")).values("balance")[:1]
+    rows = (
+        BalanceMovement.objects.filter(customer_id__in=customers_since, occurred_at__gte=window_start)
+        .annotate(balance_now=Subquery(balance_now))
+        .values_list(
+            "customer_id",
+            "amount",
+            "occurred_at",
+            "pk",
+            "payment__sale_id",
+            "payment__sale__terminal_id",
+            "payment__sale__seq",
+            "payment__position",
+            "balance_now",
+        )
     )
     by_customer: dict[int, list[tuple]] = defaultdict(list)
     for row in rows:
         by_customer[row[0]].append(row)
+    opening = {
+        customer_id: customer_rows[0][8] - sum((r[1] for r in customer_rows), ZERO)
+        for customer_id, customer_rows in by_customer.items()
+    }
 
     for customer_id, since in customers_since.items():
-        running = opening[customer_id]
+        running = opening.get(customer_id, ZERO)
         ordered = sorted(by_customer[customer_id], key=_balance_order)
         for (sale_id, _key), group in groupby(ordered, key=lambda r: (r[4], r[4] or r[3])):
             group = list(group)
@@ -167,7 +147,7 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
     Each (customer, Bogotá business date) is walked whole, in time of sale, and
     :mod:`sales.rules` decides on every sale with what the customer had spent that day
     before it: the sale whose running total passes the maximum is flagged, and every
-    later one that day too. Set-based: three queries for any number of days. Pure read;
+    later one that day too. Set-based: four queries at most for any number of days. Pure read;
     the caller writes the flags. Locks: none of its own (caller holds the customer
     locks). Idempotent.
     """
@@ -177,18 +157,27 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
     customer_ids = {c for c, _ in customer_days}
     dates = {d for _, d in customer_days}
     daily_max = dict(Customer.objects.filter(pk__in=customer_ids).values_list("pk", "daily_max"))
+    # A customer without a maximum is never flagged: their days are not walked, and only
+    # a flag left from when they had one is cleared (normally none: one indexed read).
+    unlimited = {c for c in customer_ids if daily_max[c] is None}
+    if unlimited:
+        evaluation.evaluated.update(
+            sale_id
+            for sale_id, customer_id, business_date in SaleFlag.objects.filter(
+                code=FlagCode.DAILY_MAX_EXCEEDED,
+                sale__customer_id__in=unlimited,
+                sale__business_date__in=dates,
+            ).values_list("sale_id", "sale__customer_id", "sale__business_date")
+            if (customer_id, business_date) in customer_days
+        )
+    limited = customer_ids - unlimited
     sales = [
         row
-        for row in Sale.objects.filter(customer_id__in=customer_ids, business_date__in=dates).values_list(
+        for row in Sale.objects.filter(customer_id__in=limited, business_date__in=dates).values_list(
             "customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk"
         )
         if (row[0], row[1]) in customer_days
     ]
-    # A customer without a maximum is never flagged: their sales are evaluated (any stale
-    # flag is cleared) without reading their lines or walking their day.
-    unlimited = [row for row in sales if daily_max[row[0]] is None]
-    evaluation.evaluated.update(row[5] for row in unlimited)
-    sales = [row for row in sales if daily_max[row[0]] is not None]
     lines: dict[UUID, list[LineFacts]] = defaultdict(list)
     for sale_id, position, quantity, unit_price, sku, unit_type in SaleLine.objects.filter(
         sale_id__in=[row[5] for row in sales]

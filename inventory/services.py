@@ -10,8 +10,11 @@ from django.utils import timezone
 
 from inventory.ledger import stock_movements_post
 from inventory.models import NodeStock, Product, StockMovement, StockMovementKind
+from inventory.reconcile import negative_stock_recompute
 from nodes.models import Node
 from paygo.errors import ApplicationError
+from sales.reconcile_flags import sale_flags_apply
+from sales.reconcile_locks import nodes_lock
 
 
 class StockError(ApplicationError):
@@ -29,9 +32,16 @@ def stock_movement_record(
     note: str = "",
     occurred_at: datetime | None = None,
 ) -> StockMovement:
-    """Record a receipt, an adjustment or an initial stock as a ledger movement."""
+    """Record a receipt, an adjustment or an initial stock as a ledger movement.
+
+    The movement takes its place in the node's timeline at ``occurred_at`` (a receipt
+    entered after the fact may be hours old): the negative-stock episodes and flags of
+    the product are recomputed from there, under the node lock reconciliation takes, so
+    a receipt ends an episode at its own time and later sales are judged against it.
+    """
     quantity = Decimal(quantity)
     stock_movement_check(node=node, product=product, quantity=quantity, kind=kind)
+    nodes_lock(node_ids=[node.pk])
     movement = StockMovement(
         node=node,
         product=product,
@@ -42,6 +52,7 @@ def stock_movement_record(
         note=note,
     )
     (created,) = stock_movements_post(movements=[movement])
+    sale_flags_apply(evaluations=[negative_stock_recompute(pairs_since={(node.pk, product.pk): created.occurred_at})])
     return created
 
 

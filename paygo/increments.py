@@ -17,33 +17,60 @@ from django.db import connection, models
 from django.db.models import Case, F, Value, When
 
 
-def increments_apply(model: type[models.Model], field_name: str, deltas: Mapping[Any, Any]) -> int:
-    """Add ``deltas[pk]`` to ``field_name`` of each row ``pk`` in one UPDATE; returns rows updated."""
+def increments_apply(
+    model: type[models.Model],
+    field_name: str,
+    deltas: Mapping[Any, Any],
+    *,
+    assign: Mapping[str, Mapping[Any, Any]] | None = None,
+) -> int:
+    """Add ``deltas[pk]`` to ``field_name`` of each row ``pk`` in one UPDATE; returns rows updated.
+
+    ``assign`` (``{field name: {pk: value}}``, a value for every pk of ``deltas``) sets
+    other columns in the same statement, so a row written for two reasons (a balance and
+    its feed sequence) gets one new version instead of two.
+    """
     if not deltas:
         return 0
+    assign = assign or {}
     field = model._meta.get_field(field_name)
     pk = model._meta.pk
+    keys = list(deltas)
     if connection.vendor == "postgresql":
         quote = connection.ops.quote_name
         table, column = quote(model._meta.db_table), quote(field.column)
+        others = [model._meta.get_field(name) for name in assign]
+        sets = [f"{column} = {table}.{column} + d.delta"]
+        sets += [f"{quote(other.column)} = d.v{index}" for index, other in enumerate(others)]
+        arrays = [f"%s::{pk.db_type(connection)}[]", f"%s::{field.db_type(connection)}[]"]
+        arrays += [f"%s::{other.db_type(connection)}[]" for other in others]
+        names = ", ".join(["pk", "delta", *(f"v{index}" for index in range(len(others)))])
         sql = (
-            f"UPDATE {table} SET {column} = {table}.{column} + d.delta"
-            f" FROM unnest(%s::{pk.db_type(connection)}[], %s::{field.db_type(connection)}[]) AS d(pk, delta)"
+            f"UPDATE {table} SET {', '.join(sets)}"
+            f" FROM unnest({', '.join(arrays)}) AS d({names})"
             f" WHERE {table}.{quote(pk.column)} = d.pk"
         )
+        params = [keys, [deltas[key] for key in keys]]
+        params += [[values[key] for key in keys] for values in assign.values()]
         with connection.cursor() as cursor:
-            cursor.execute(sql, [list(deltas), list(deltas.values())])
+            cursor.execute(sql, params)
             return cursor.rowcount
-    return model._default_manager.filter(pk__in=list(deltas)).update(
-        **{
-            field_name: F(field_name)
-            + Case(
-                *[When(pk=key, then=Value(delta)) for key, delta in deltas.items()],
-                default=Value(0),
-                output_field=field.__class__(**_numeric_kwargs(field)),
-            )
-        }
-    )
+    updates = {
+        field_name: F(field_name)
+        + Case(
+            *[When(pk=key, then=Value(delta)) for key, delta in deltas.items()],
+            default=Value(0),
+            output_field=field.__class__(**_numeric_kwargs(field)),
+        )
+    }
+    for name, values in assign.items():
+        other = model._meta.get_field(name)
+        updates[name] = Case(
+            *[When(pk=key, then=Value(values[key])) for key in keys],
+            default=F(name),
+            output_field=other.__class__(**_numeric_kwargs(other)),
+        )
+    return model._default_manager.filter(pk__in=keys).update(**updates)
 
 
 def _numeric_kwargs(field: models.Field) -> dict[str, Any]:

@@ -116,6 +116,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             "pk",
             "node_id",
             "terminal_id",
+            "seq",
             "customer_id",
             "occurred_at",
             "received_at",
@@ -211,7 +212,10 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             for sale_id, sale_items in items.items()
         ]
     )
-    sequence_gaps_recompute(terminal_ids={s["terminal_id"] for s in sales.values()})
+    terminal_seqs: dict[int, list[int]] = defaultdict(list)
+    for s in sales.values():
+        terminal_seqs[s["terminal_id"]].append(s["seq"])
+    sequence_gaps_recompute(terminal_seqs=terminal_seqs)
     deferred = [
         pk
         for pk, s in sales.items()
@@ -221,10 +225,12 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             numbering_level=s["node__invoice_numbering_level"],
         )
     ]
+    now = timezone.now()
     if deferred:
         # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
-        invoices_deferred_assign(sale_ids=deferred)
-    Sale.objects.filter(pk__in=sales, reconciled_at__isnull=True).update(reconciled_at=timezone.now())
+        # Those numbered get reconciled_at with their number, in the same row write.
+        invoices_deferred_assign(sale_ids=deferred, reconciled_at=now)
+    Sale.objects.filter(pk__in=sales, reconciled_at__isnull=True).update(reconciled_at=now)
 
 
 def unreconciled_sale_ids(*, older_than: datetime, limit: int) -> list[UUID]:

@@ -62,14 +62,25 @@ def time_ordered_flags(
 def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
     """Write the recomputed flags: set the flagged sales, clear the evaluated others.
 
-    Set-based: one DELETE and one INSERT … ON CONFLICT DO UPDATE per code. Idempotent
-    (unique ``(sale, code)``). Locks: none of its own; callers hold the node and customer
-    locks of the sales evaluated.
+    Only what changed is written: one read of the code's stored flags among the evaluated
+    sales, then one DELETE of those no longer flagged and one INSERT … ON CONFLICT DO
+    UPDATE of those new or with a new detail — each only when there is something to do.
+    A recomputation walks whole episodes and days, so most of what it evaluates is
+    already stored as it should be; rewriting it all made every chunk cost as much as
+    the episode it continues. Idempotent (unique ``(sale, code)``). Locks: none of its
+    own; callers hold the node and customer locks of the sales evaluated.
     """
     for evaluation in evaluations:
         if evaluation.code not in RECONCILE_FLAG_CODES:
             raise ValueError(f"{evaluation.code} is not a reconciliation flag")
-        cleared = evaluation.evaluated - set(evaluation.flagged)
+        if not evaluation.evaluated:
+            continue
+        stored = dict(
+            SaleFlag.objects.filter(code=evaluation.code, sale_id__in=evaluation.evaluated).values_list(
+                "sale_id", "detail"
+            )
+        )
+        cleared = [sale_id for sale_id in stored if sale_id not in evaluation.flagged]
         if cleared:
             # One plain DELETE: flags have no dependants and no delete signals, and
             # QuerySet.delete() would first SELECT every row to collect them.
@@ -78,7 +89,7 @@ def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
         rows = [
             SaleFlag(sale_id=sale_id, code=evaluation.code, detail=detail)
             for sale_id, detail in sorted(evaluation.flagged.items())
-            if detail is not None
+            if detail is not None and stored.get(sale_id) != detail
         ]
         if rows:
             SaleFlag.objects.bulk_create(

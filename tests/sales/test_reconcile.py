@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing.models import BalanceMovement, Customer, UnitBalance, UnitMovement
 from inventory.models import NegativeStockEvent, NegativeStockStatus, NodeStock, Product, StockMovement
@@ -183,6 +186,72 @@ def test_late_receipt_before_the_window_keeps_one_episode_when_later_sales_arriv
     assert set(event.sales.values_list("pk", flat=True)) == {s1.pk, s2.pk, s3.pk}
 
 
+def test_a_receipt_entered_after_the_fact_rewrites_the_episode_from_its_time(demo, at):
+    # 4 sandwiches: 3 at 10:00 (→1), 2 at 20:00 (→-1), 1 at 30:00 (→-2): one open episode.
+    s1, s2, s3 = stored_sales_create(
+        [
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(10), lines=(("SKU-SANDWICH", 3),)),
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(20), lines=(("SKU-SANDWICH", 2),)),
+            SaleSpec(terminal="N1-CAJA-02", occurred_at=at(30), lines=(("SKU-SANDWICH", 1),)),
+        ]
+    )
+    sales_reconcile()
+    assert NegativeStockEvent.objects.get().starting_sale_id == s2.pk
+
+    # When staff enter a receipt of 2 made at 25:00 (→1 before s3, which then leaves 0)
+    stock_movement_record(
+        node=Node.objects.get(code="N1"),
+        product=Product.objects.get(sku="SKU-SANDWICH"),
+        quantity=Decimal("2"),
+        occurred_at=at(25),
+    )
+
+    # Then the episode ends at the receipt, s3 is no longer in it nor flagged
+    event = NegativeStockEvent.objects.get()
+    assert (event.starting_sale_id, event.ended_at, event.lowest_quantity) == (s2.pk, at(25), Decimal("-1"))
+    assert set(event.sales.values_list("pk", flat=True)) == {s2.pk}
+    assert flags(s1, s2, s3, code=FlagCode.NEGATIVE_STOCK) == [False, True, False]
+
+    # And a sale arriving later inside the old episode's time continues from the receipt
+    (s4,) = stored_sales_create([SaleSpec(terminal="N1-CAJA-02", occurred_at=at(40), lines=(("SKU-SANDWICH", 1),))])
+    sales_reconcile()
+    events = list(NegativeStockEvent.objects.order_by("started_at"))
+    assert [e.starting_sale_id for e in events] == [s2.pk, s4.pk]
+    assert (events[1].quantity_before, events[1].lowest_quantity, events[1].ended_at) == (
+        Decimal("0"),
+        Decimal("-1"),
+        None,
+    )
+
+
+def test_an_episode_continued_chunk_after_chunk_keeps_its_members_and_lowest(demo, at):
+    # One sandwich sold per minute, reconciled one sale at a time: 4 → 0 → -1 … → -6.
+    sales = stored_sales_create(
+        [
+            SaleSpec(terminal="N1-CAJA-01", occurred_at=at(10 + minute), lines=(("SKU-SANDWICH", 1),))
+            for minute in range(10)
+        ]
+    )
+    for sale in sales:
+        sales_reconcile(sale_ids=[sale.pk])
+
+    event = NegativeStockEvent.objects.get()
+    assert event.starting_sale_id == sales[4].pk
+    assert (event.quantity_before, event.quantity_after, event.lowest_quantity) == (
+        Decimal("0"),
+        Decimal("-1"),
+        Decimal("-6"),
+    )
+    assert set(event.sales.values_list("pk", flat=True)) == {sale.pk for sale in sales[4:]}
+
+    # A late sale in the middle of the episode lowers what every later member left.
+    (late,) = stored_sales_create([SaleSpec(terminal="N1-CAJA-02", occurred_at=at(16), lines=(("SKU-SANDWICH", 2),))])
+    sales_reconcile()
+    event.refresh_from_db()
+    assert event.lowest_quantity == Decimal("-8")
+    assert set(event.sales.values_list("pk", flat=True)) == {sale.pk for sale in sales[4:]} | {late.pk}
+
+
 def test_daily_max_flags_the_sale_that_passes_it_in_time_of_sale_not_arrival(demo, at):
     # Ana (C-000123) may spend 20000 a day.
     def juices(minutes, count):
@@ -240,6 +309,29 @@ def test_sequence_gaps_are_recomputed_per_terminal(demo, at):
         stored_sale_create(SaleSpec(terminal="N1-CAJA-01", occurred_at=at(seq), seq=seq, lines=(("SKU-JUGO", 1),)))
     sales_reconcile()
     assert gaps() == []
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_sequence_gaps_match_the_stored_numbering_whatever_the_arrival(demo, at, data):
+    seqs = data.draw(st.lists(st.integers(1, 40), min_size=1, max_size=25, unique=True), label="seqs")
+    order = data.draw(st.permutations(seqs), label="arrival")
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(order) - 1)), max_size=5), label="cuts"))
+    with transaction.atomic():
+        for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True):
+            chunk = [
+                stored_sale_create(
+                    SaleSpec(terminal="N1-CAJA-01", occurred_at=at(seq), seq=seq, lines=(("SKU-JUGO", 1),))
+                )
+                for seq in order[a:b]
+            ]
+            sales_reconcile(sale_ids=[sale.pk for sale in chunk])
+        stored = sorted(seqs)
+        expected = [(x + 1, y - 1) for x, y in pairwise(stored) if y > x + 1]
+        assert list(SequenceGap.objects.order_by("first_missing").values_list("first_missing", "last_missing")) == (
+            expected
+        )
+        transaction.set_rollback(True)
 
 
 def test_ingest_time_flags_are_never_touched(demo, at):

@@ -1,6 +1,7 @@
 """Order-free convergence (DESIGN principle 5), as a property: offline sales of several
 terminals of one node, delivered in any order, in any chunks, with duplicates, and
-reconciled after each chunk, end exactly as if delivered once in time order."""
+reconciled after each chunk — with stock receipts entered after the fact in between —
+end exactly as if delivered once in time order."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 
 from billing.models import Customer
 from inventory.models import NegativeStockEvent, NodeStock, Product
+from inventory.services import stock_movement_record
+from nodes.models import Node
 from sales.models import Comanda, SaleFlag, SequenceGap
 from sales.reconcile import sales_reconcile
 from tests.sales.stored_sales import SaleSpec, stored_sales_create
@@ -36,6 +39,9 @@ sale_drafts = st.lists(
     min_size=1,
     max_size=18,
 )
+
+
+receipt_drafts = st.lists(st.tuples(st.integers(0, 40), st.integers(1, 4)), max_size=2)  # (minute, quantity)
 
 
 def _specs(drafts, base_time) -> list[SaleSpec]:
@@ -102,8 +108,8 @@ def _in_rollback(action) -> dict:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(drafts=sale_drafts, data=st.data())
-def test_any_delivery_order_converges_to_time_order(demo, base_time, drafts, data):
+@given(drafts=sale_drafts, receipts=receipt_drafts, data=st.data())
+def test_any_delivery_order_converges_to_time_order(demo, base_time, drafts, receipts, data):
     specs = _specs(drafts, base_time)
     order = data.draw(st.permutations(range(len(specs))), label="arrival order")
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(specs) - 1)), max_size=4), label="chunk cuts"))
@@ -115,14 +121,32 @@ def test_any_delivery_order_converges_to_time_order(demo, base_time, drafts, dat
     for chunk_index, sale_index in duplicates:
         chunks[chunk_index] = [*chunks[chunk_index], sale_index]
 
+    # Receipts of sandwiches entered by staff at some point of the delivery, each dated
+    # at a minute of the day (inside an episode or not).
+    receipts_after = [data.draw(st.integers(0, len(chunks)), label="receipt entered after chunk") for _ in receipts]
+
+    def receive(minute, quantity):
+        stock_movement_record(
+            node=Node.objects.get(code="N1"),
+            product=Product.objects.get(sku="SKU-SANDWICH"),
+            quantity=Decimal(quantity),
+            occurred_at=base_time + timedelta(minutes=minute, seconds=30),
+        )
+
     def once_in_time_order():
+        for minute, quantity in receipts:
+            receive(minute, quantity)
         stored_sales_create(sorted(specs, key=lambda s: (s.occurred_at, s.terminal, s.seq)))
         sales_reconcile()
 
     def as_delivered():
-        for chunk in chunks:
-            stored_sales_create([specs[i] for i in chunk])
-            sales_reconcile(sale_ids=[specs[i].id for i in chunk])
+        for position, chunk in enumerate([*chunks, []]):
+            for (minute, quantity), after in zip(receipts, receipts_after, strict=True):
+                if after == position:
+                    receive(minute, quantity)
+            if chunk:
+                stored_sales_create([specs[i] for i in chunk])
+                sales_reconcile(sale_ids=[specs[i].id for i in chunk])
 
     expected = _in_rollback(once_in_time_order)
     actual = _in_rollback(as_delivered)
