@@ -166,12 +166,14 @@ def customer_balances_page(*, institution_id: int, cursor: str | None, limit: in
 #   100 000-customer snapshot was quadratic). ``change_seq >= s`` bounds the scan too.
 # - ``limit + 1`` rows tell whether there is more (as one index scan: a separate probe
 #   after the last row was planned as a sequential scan, its bounds being unknown).
-# - Blocks and units are correlated subqueries, one index probe per customer
-#   (``product_block_unique``, ``unit_balance_unique``). Joins to grouped blocks and units
-#   would be cheaper only with good estimates, and the planner has none here: it takes the
-#   row comparison for ``change_seq > s`` alone, which on a freshly imported institution
-#   (every change_seq 0) it estimates at one row, and then picked a nested loop over the
-#   grouped units that took seconds per page.
+# - The page's blocks and units are written once per customer that has any, into one
+#   jsonb object each (customer id → JSON text), which every row then looks up by key.
+#   Joining the grouped blocks and units to the page directly leaves the join method to
+#   the planner, which has no usable estimate here: it takes the row comparison for
+#   ``change_seq > s`` alone, which on a freshly imported institution (every change_seq 0)
+#   it estimates at one row, and it chose a nested loop that re-ran the units grouping for
+#   every customer (over 3 s for one page). One correlated subquery per customer and table was
+#   robust but cost about as much as writing the rest of the page.
 # - Written exactly as orjson writes ``_page_read_python``'s rows (compact separators, keys
 #   in the contract's order): ``to_json(text)`` escapes strings as orjson does (quote,
 #   backslash, control characters; other characters as UTF-8), and the money columns are
@@ -188,6 +190,23 @@ WITH page AS MATERIALIZED (
     LIMIT %(limit)s + 1
 ), served AS MATERIALIZED (
     SELECT * FROM page ORDER BY change_seq, id LIMIT %(limit)s
+), blocks AS (
+    SELECT jsonb_object_agg(customer_id::text, skus) AS by_customer
+    FROM (
+        SELECT b.customer_id, string_agg(to_json(p.sku)::text, ',' ORDER BY p.sku) AS skus
+        FROM "billing_productblock" b JOIN "inventory_product" p ON p.id = b.product_id
+        WHERE b.customer_id IN (SELECT id FROM served)
+        GROUP BY b.customer_id
+    ) grouped
+), units AS (
+    SELECT jsonb_object_agg(customer_id::text, held) AS by_customer
+    FROM (
+        SELECT u.customer_id,
+               string_agg(to_json(u.unit_type)::text || ':' || u.quantity::text, ',' ORDER BY u.unit_type) AS held
+        FROM "billing_unitbalance" u
+        WHERE u.customer_id IN (SELECT id FROM served)
+        GROUP BY u.customer_id
+    ) grouped
 ), last AS (
     SELECT change_seq, id FROM served ORDER BY change_seq DESC, id DESC LIMIT 1
 )
@@ -203,16 +222,8 @@ SELECT
         || '","available":"' || (s.balance + s.overdraft_limit)::text
         || '","daily_max":' || coalesce('"' || s.daily_max::text || '"', 'null')
         || ',"active":' || CASE WHEN s.active THEN 'true' ELSE 'false' END
-        || ',"blocked_products":[' || coalesce((
-            SELECT string_agg(to_json(p.sku)::text, ',' ORDER BY p.sku)
-            FROM "billing_productblock" b JOIN "inventory_product" p ON p.id = b.product_id
-            WHERE b.customer_id = s.id
-        ), '')
-        || '],"units":{' || coalesce((
-            SELECT string_agg(to_json(u.unit_type)::text || ':' || u.quantity::text, ',' ORDER BY u.unit_type)
-            FROM "billing_unitbalance" u
-            WHERE u.customer_id = s.id
-        ), '')
+        || ',"blocked_products":[' || coalesce((SELECT by_customer FROM blocks) ->> s.id::text, '')
+        || '],"units":{' || coalesce((SELECT by_customer FROM units) ->> s.id::text, '')
         || '}}',
         ',' ORDER BY s.change_seq, s.id
     ), '') || ']'
