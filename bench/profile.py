@@ -1,12 +1,18 @@
-"""Profile the two hot paths in-process with pyinstrument, on PostgreSQL.
+"""Profile the hot paths in-process with pyinstrument, on PostgreSQL.
 
     DATABASE_URL=postgres://… python bench/profile.py [--batches 4] [--html DIR]
+    DATABASE_URL=postgres://… python bench/profile.py --balances [--customers 100000]
 
 Uses the benchmark's fixture (``bench/run.py``) in the given (throwaway!) database:
 migrates it, uploads ``--batches`` batches of 500 sales through the Django test client
 (the whole request path: middleware, key authentication, parsing, ingest, rendering)
 and then reconciles them, printing a pyinstrument profile of each. Run it before and
 after touching ingest or reconciliation to see where the time goes.
+
+``--balances`` profiles the balance feed instead: an institution of ``--customers``
+customers loaded with COPY as ``bench/run.py`` does, then one 5,000-customer snapshot page
+(from the middle of the snapshot) and one delta page of 1,000 changes, each through the
+test client, with the median time of several unprofiled pulls and a pyinstrument profile.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import random
 import sys
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +37,8 @@ def main() -> None:
     parser.add_argument("--small-tasks", type=int, default=40, help="small reconcile tasks to profile (default 40)")
     parser.add_argument("--small-size", type=int, default=15, help="sales per small task (default 15)")
     parser.add_argument("--html", help="also write HTML profiles to this directory")
+    parser.add_argument("--balances", action="store_true", help="profile the balance feed instead")
+    parser.add_argument("--customers", type=int, default=100_000, help="customers for --balances (default 100000)")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("DATABASE_URL must point to a throwaway PostgreSQL database")
@@ -53,6 +62,9 @@ def main() -> None:
     from sales.reconcile import sales_reconcile
 
     call_command("migrate", verbosity=0)
+    if args.balances:
+        balances_profile(args.customers, args.html)
+        return
     fixture = Fixture(terminals=8, customers=5000, rng=random.Random(7))
     # Reconciliation is profiled on its own below, not inside the upload requests.
     tasks.sales_reconcile_enqueue = lambda **kwargs: None
@@ -111,6 +123,82 @@ def main() -> None:
         f"({elapsed / len(ids) * 1000:.0f} ms/task, {count / elapsed:.0f} sales/s)"
     )
     print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+def balances_profile(customers: int, html: str | None) -> None:
+    """Time and profile one snapshot page and one 1,000-change delta page."""
+    import statistics
+
+    from django.test import Client
+    from django.utils import timezone
+    from orjson import loads as orjson_loads
+    from pyinstrument import Profiler
+    from run import balances_institution  # bench/run.py
+
+    from billing.ledger import balance_movements_post
+    from billing.models import BalanceMovement, BalanceMovementKind, Customer
+
+    rng = random.Random(11)
+    institution_id, key = balances_institution(customers, rng)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    def pull(cursor: str | None = None) -> tuple[dict, float, int]:
+        started = time.perf_counter()
+        response = client.get("/api/v1/pos/balances", {"cursor": cursor} if cursor else {})
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 200, response.content[:500]
+        return orjson_loads(response.content), elapsed, len(response.content)
+
+    # Walk the whole snapshot once (timing each page), keep a cursor from its middle.
+    page, _, _ = pull()
+    cursors, times = [], []
+    while page["has_more"]:
+        cursors.append(page["cursor"])
+        page, seconds, size = pull(page["cursor"])
+        times.append(seconds)
+    end_cursor = page["cursor"]
+    middle = cursors[len(cursors) // 2] if cursors else None
+    print(
+        f"\n=== snapshot of {customers:,} customers: {len(times) + 1} pages, "
+        f"{sum(times):.2f} s after the first page, page median {statistics.median(times or [0]) * 1000:.1f} ms"
+    )
+    runs = [pull(middle)[1] for _ in range(5)]
+    print(f"    one middle page: median {statistics.median(runs) * 1000:.1f} ms of {[round(r * 1000) for r in runs]}")
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for _ in range(3):
+        pull(middle)
+    profiler.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    if html:
+        Path(html).mkdir(parents=True, exist_ok=True)
+        Path(html, "balances_snapshot.html").write_text(profiler.output_html())
+
+    ids = list(Customer.objects.filter(institution_id=institution_id).values_list("pk", flat=True))
+    balance_movements_post(
+        movements=[
+            BalanceMovement(
+                customer_id=pk, kind=BalanceMovementKind.TOPUP, amount=Decimal(1000), occurred_at=timezone.now()
+            )
+            for pk in rng.sample(ids, 1000)
+        ]
+    )
+    delta, _, size = pull(end_cursor)
+    assert not delta["full"]
+    assert len(delta["customers"]) == 1000, len(delta["customers"])
+    runs = [pull(end_cursor)[1] for _ in range(7)]
+    print(
+        f"\n=== delta of 1,000 changes at {customers:,} customers ({size // 1024} kB): "
+        f"median {statistics.median(runs) * 1000:.1f} ms of {[round(r * 1000, 1) for r in runs]}"
+    )
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    for _ in range(5):
+        pull(end_cursor)
+    profiler.stop()
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    if html:
+        Path(html, "balances_delta.html").write_text(profiler.output_html())
 
 
 if __name__ == "__main__":

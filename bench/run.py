@@ -93,8 +93,12 @@ def percentile(values: list[float], pct: float) -> float:
 class Services:
     """Throwaway PostgreSQL and redis-server, stopped by PID at exit."""
 
-    def __init__(self, workdir: Path, *, need_postgres: bool) -> None:
+    def __init__(
+        self, workdir: Path, *, need_postgres: bool, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT
+    ) -> None:
         self.workdir = workdir
+        self.pg_port = pg_port
+        self.redis_port = redis_port
         self.pg_data = workdir / "pg"
         self.pg_started = False
         self.redis_pid: int | None = None
@@ -122,7 +126,7 @@ class Services:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        options = f"-c listen_addresses=127.0.0.1 -p {PG_PORT} -k {self.pg_data} " + " ".join(
+        options = f"-c listen_addresses=127.0.0.1 -p {self.pg_port} -k {self.pg_data} " + " ".join(
             f"-c {k}={v}" for k, v in PG_SETTINGS.items()
         )
         subprocess.run(
@@ -142,10 +146,11 @@ class Services:
         )
         self.pg_started = True
         subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-qc", "CREATE DATABASE paygo_bench"],
+            ["psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-q",
+             "-c", "CREATE DATABASE paygo_bench"],
             check=True,
-        )
-        return f"postgres://postgres@127.0.0.1:{PG_PORT}/paygo_bench"
+        )  # fmt: skip
+        return f"postgres://postgres@127.0.0.1:{self.pg_port}/paygo_bench"
 
     def start_redis(self) -> str | None:
         if not shutil.which("redis-server"):
@@ -153,7 +158,7 @@ class Services:
         pidfile = self.workdir / "redis.pid"
         subprocess.run(
             [
-                "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--daemonize", "yes",
+                "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--daemonize", "yes",
                 "--save", "", "--appendonly", "no", "--pidfile", str(pidfile), "--dir", str(self.workdir),
                 "--logfile", str(self.workdir / "redis.log"),
             ],
@@ -164,7 +169,7 @@ class Services:
                 self.redis_pid = int(pidfile.read_text().strip())
                 break
             time.sleep(0.05)
-        return f"redis://127.0.0.1:{REDIS_PORT}/0"
+        return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def stop(self) -> None:
         if self.redis_pid:
@@ -939,6 +944,8 @@ def main() -> None:
     parser.add_argument("--history", type=int, help="sales stored for the history run (default 1000000; quick 100000)")
     parser.add_argument("--naive", type=int, help="sales saved by the naive baseline (default 3000; quick 500)")
     parser.add_argument("--sizes", default=None, help="balance snapshot sizes (default 10000,100000; quick 10000)")
+    parser.add_argument("--pg-port", type=int, default=PG_PORT, help=f"port of its own PostgreSQL (default {PG_PORT})")
+    parser.add_argument("--redis-port", type=int, default=REDIS_PORT, help=f"redis-server port (default {REDIS_PORT})")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
     quick = args.quick
@@ -951,7 +958,7 @@ def main() -> None:
     rng = random.Random(20261128)
     workdir = Path(tempfile.mkdtemp(prefix="paygo-bench-"))
     os.chmod(workdir, 0o777)
-    services = Services(workdir, need_postgres=not args.database_url)
+    services = Services(workdir, need_postgres=not args.database_url, pg_port=args.pg_port, redis_port=args.redis_port)
     gunicorn = None
     try:
         started = time.perf_counter()

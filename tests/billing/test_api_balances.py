@@ -5,13 +5,14 @@ import threading
 import time
 from decimal import Decimal
 
+import orjson
 import pytest
 from django.db import connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from billing.models import BalanceFeed, BalanceMovementKind, Customer, ProductBlock
-from billing.selectors import BalanceCursor, balance_cursor_encode
+from billing.selectors import BalanceCursor, _page_read_python, _page_read_sql, balance_cursor_encode
 from billing.services import customer_balance_credit, customer_units_add
 from inventory.models import Product
 from nodes.models import Institution
@@ -273,14 +274,19 @@ def test_kiosks_read_balances(pos_client):
     assert _pull(pos_client("N1-KIOSCO-01"))["full"] is True
 
 
+def _page_queries() -> int:
+    """Queries of a non-empty page: key lookup, feed row, then on PostgreSQL one statement
+    for the page with its blocks and units, elsewhere the page, its blocks, its units."""
+    return 3 if connection.vendor == "postgresql" else 5
+
+
 @pytest.mark.django_db
 def test_delta_and_snapshot_cost_a_fixed_number_of_queries(pos_client, django_assert_num_queries):
-    # key lookup, feed row, customer page, the page's blocks, the page's units
     client = pos_client("N1-CAJA-01")
     institution = Institution.objects.get(code="COL-SANJOSE")
     cursor = _pull(client)["cursor"]
     customer_balance_credit(customer=Customer.objects.get(code="C-000123"), amount=Decimal("1"))
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(_page_queries()):
         one = _pull(client, cursor)
     assert len(one["customers"]) == 1
 
@@ -292,17 +298,17 @@ def test_delta_and_snapshot_cost_a_fixed_number_of_queries(pos_client, django_as
         if index % 2:
             ProductBlock.objects.create(customer=customer, product=gaseosa)
             customer_units_add(customer=customer, unit_type="ALMUERZO", quantity=index)
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(_page_queries()):
         many = _pull(client, one["cursor"])
     assert len(many["customers"]) == 40
     assert many["customers"][1]["blocked_products"] == ["SKU-GASEOSA"]
     assert many["customers"][1]["units"] == {"ALMUERZO": 1}
 
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(_page_queries()):
         snapshot = _pull(client)
     assert len(snapshot["customers"]) == 48
 
-    # An empty delta does not even look for blocks and units.
+    # An empty delta costs no more (and elsewhere does not even look for blocks and units).
     with django_assert_num_queries(3):
         assert _pull(client, many["cursor"])["customers"] == []
 
@@ -334,6 +340,67 @@ def test_delta_query_uses_the_feed_index(pos_client):
         db.execute("EXPLAIN " + page_sql)
         plan = "\n".join(row[0] for row in db.fetchall())
     assert "customer_feed_idx" in plan, plan
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_page_written_by_postgresql_is_byte_identical_to_the_python_one(pos_client):
+    # Given customers with everything the wire format has to get right: several blocks (in
+    # SKU order), several unit types, no daily maximum, a negative balance, a zero and a
+    # large one, an inactive customer, and names JSON must escape
+    institution = Institution.objects.get(code="COL-SANJOSE")
+    skus = [
+        Product.objects.create(institution=institution, sku=sku, name=sku, price=Decimal(100)).sku
+        for sku in ('SKU-Z"LATA"', "SKU-ÁGUA", "SKU-A")
+    ]
+    names = [
+        'Comillas " y barra \\ y / ',
+        "Línea\nnueva\ttab\r\x01\x1f\x7f",
+        "Ñandú 🍔 \u2028 \u00e9",
+        "",
+    ]
+    made = []
+    for index, name in enumerate(names * 3):
+        customer = Customer.objects.create(
+            institution=institution,
+            code=f"C-7{index:05d}",
+            name=name,
+            overdraft_limit=Decimal("5000.00") if index % 2 else Decimal(0),
+            daily_max=None if index % 3 else Decimal("20000.50"),
+            active=index % 4 != 1,
+        )
+        made.append(customer)
+    customer_balance_credit(customer=made[0], amount=Decimal("-4500.10"), kind=BalanceMovementKind.CORRECTION)
+    customer_balance_credit(customer=made[1], amount=Decimal("999999999999.99"))
+    customer_balance_credit(customer=made[2], amount=Decimal("0.05"))
+    products = list(Product.objects.filter(institution=institution, sku__in=skus))
+    for customer in made[:4]:
+        for product in products:
+            ProductBlock.objects.create(customer=customer, product=product)
+    customer_units_add(customer=made[2], unit_type="ONCES", quantity=3)
+    customer_units_add(customer=made[2], unit_type="ALMUERZO", quantity=12)
+    customer_units_add(customer=made[3], unit_type="ALMUERZO", quantity=-2)
+    institution_id = institution.pk
+
+    # When the same pages are written by PostgreSQL and in Python
+    for start_seq, start_id, limit in [(0, 0, 20000), (0, 0, 5), (0, made[3].pk, 4), (10**9, 0, 10)]:
+        args = {"institution_id": institution_id, "start_seq": start_seq, "start_id": start_id, "limit": limit}
+        from_sql = _page_read_sql(**args)
+        from_python = _page_read_python(**args)
+
+        # Then they are the same, byte for byte, and valid JSON
+        assert from_sql == from_python
+        assert isinstance(orjson.loads(from_sql[2]), list)
+    full = orjson.loads(_page_read_sql(institution_id=institution_id, start_seq=0, start_id=0, limit=20000)[2])
+    served = {c["code"]: c for c in full}
+    assert served[made[0].code]["balance"] == "-4500.10"
+    # (in the database's collation, which both writers use)
+    assert sorted(served[made[0].code]["blocked_products"]) == sorted(skus)
+    assert served[made[2].code]["units"] == {"ALMUERZO": 12, "ONCES": 3}
+    assert served[made[1].code]["available"] == "1000000004999.99"
+    assert served[made[1].code]["active"] is False
+    assert served[made[1].code]["daily_max"] is None
+    assert served[made[1].code]["name"] == names[1]
 
 
 def _lock_waiters() -> int:
