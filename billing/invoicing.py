@@ -333,7 +333,9 @@ def invoices_pending_count() -> int:
     return Sale.objects.filter(PENDING_Q).count()
 
 
-def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str], reconciled_at: datetime | None = None) -> int:
+def invoices_deferred_assign(
+    *, sale_ids: Iterable[UUID | str], reconciled_at: datetime | None = None, sales_locked: bool = False
+) -> int:
     """Number the OFFLINE sales among ``sale_ids`` that arrived without an invoice, and
     the owners' pending backlog with them.
 
@@ -351,6 +353,10 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str], reconciled_at: d
     Locks: every active resolution of the owners involved, ``SELECT … FOR UPDATE`` in
     ``pk`` order, until the transaction ends (its own, or the caller's if there is one);
     the sales still unnumbered are read only after the locks are held.
+
+    ``sales_locked`` (reconciliation): the caller holds the row locks of ``sale_ids`` and
+    they are unreconciled, so no other run can number them (the pending run takes only
+    reconciled sales): they are read once, before the resolution locks, not again after.
 
     ``reconciled_at`` (reconciliation): also written on the numbered sales that have none
     yet, in the same statement as their numbers, so a reconcile chunk writes each of its
@@ -377,6 +383,7 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str], reconciled_at: d
             owners={sale.owner for sale in candidates},
             sale_ids=[s.pk for s in candidates],
             reconciled_at=reconciled_at,
+            read=candidates if sales_locked else None,
         )
 
 
@@ -405,8 +412,17 @@ def invoices_pending_assign() -> int:
     return numbered
 
 
-def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID], reconciled_at: datetime | None = None) -> int:
-    """Number ``sale_ids`` and the owners' pending backlog. Call inside a transaction."""
+def _owners_number(
+    *,
+    owners: set[_Owner],
+    sale_ids: list[UUID],
+    reconciled_at: datetime | None = None,
+    read: list[_DeferredSale] | None = None,
+) -> int:
+    """Number ``sale_ids`` and the owners' pending backlog. Call inside a transaction.
+
+    ``read``: ``sale_ids`` as already read by a caller that holds their row locks (they
+    cannot change under us); otherwise they are read after the resolution locks."""
     owner_q = Q()
     for owner in owners:
         owner_q |= owner.q()
@@ -423,7 +439,7 @@ def _owners_number(*, owners: set[_Owner], sale_ids: list[UUID], reconciled_at: 
     if numberable:
         limit = min(PENDING_BATCH, sum(left[owner] for owner in numberable))
         by_pk = {sale.pk: sale for sale in _pending_sales(numberable, limit=limit)}
-    by_pk.update((sale.pk, sale) for sale in _deferred_sales(sale_ids))
+    by_pk.update((sale.pk, sale) for sale in (read if read is not None else _deferred_sales(sale_ids)))
     sales = sorted(by_pk.values(), key=lambda s: (s.occurred_at, s.terminal_id, s.seq))
 
     taken: dict[int, int] = defaultdict(int)  # resolution pk -> numbers handed out in this run

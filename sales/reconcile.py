@@ -229,7 +229,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     if deferred:
         # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
         # Those numbered get reconciled_at with their number, in the same row write.
-        invoices_deferred_assign(sale_ids=deferred, reconciled_at=now)
+        invoices_deferred_assign(sale_ids=deferred, reconciled_at=now, sales_locked=True)
     Sale.objects.filter(pk__in=sales, reconciled_at__isnull=True).update(reconciled_at=now)
 
 
