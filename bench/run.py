@@ -93,8 +93,12 @@ def percentile(values: list[float], pct: float) -> float:
 class Services:
     """Throwaway PostgreSQL and redis-server, stopped by PID at exit."""
 
-    def __init__(self, workdir: Path, *, need_postgres: bool) -> None:
+    def __init__(
+        self, workdir: Path, *, need_postgres: bool, pg_port: int = PG_PORT, redis_port: int = REDIS_PORT
+    ) -> None:
         self.workdir = workdir
+        self.pg_port = pg_port
+        self.redis_port = redis_port
         self.pg_data = workdir / "pg"
         self.pg_started = False
         self.redis_pid: int | None = None
@@ -122,7 +126,7 @@ class Services:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        options = f"-c listen_addresses=127.0.0.1 -p {PG_PORT} -k {self.pg_data} " + " ".join(
+        options = f"-c listen_addresses=127.0.0.1 -p {self.pg_port} -k {self.pg_data} " + " ".join(
             f"-c {k}={v}" for k, v in PG_SETTINGS.items()
         )
         subprocess.run(
@@ -142,10 +146,20 @@ class Services:
         )
         self.pg_started = True
         subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", "postgres", "-qc", "CREATE DATABASE paygo_bench"],
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.pg_port),
+                "-U",
+                "postgres",
+                "-qc",
+                "CREATE DATABASE paygo_bench",
+            ],
             check=True,
         )
-        return f"postgres://postgres@127.0.0.1:{PG_PORT}/paygo_bench"
+        return f"postgres://postgres@127.0.0.1:{self.pg_port}/paygo_bench"
 
     def start_redis(self) -> str | None:
         if not shutil.which("redis-server"):
@@ -153,7 +167,7 @@ class Services:
         pidfile = self.workdir / "redis.pid"
         subprocess.run(
             [
-                "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--daemonize", "yes",
+                "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--daemonize", "yes",
                 "--save", "", "--appendonly", "no", "--pidfile", str(pidfile), "--dir", str(self.workdir),
                 "--logfile", str(self.workdir / "redis.log"),
             ],
@@ -164,7 +178,7 @@ class Services:
                 self.redis_pid = int(pidfile.read_text().strip())
                 break
             time.sleep(0.05)
-        return f"redis://127.0.0.1:{REDIS_PORT}/0"
+        return f"redis://127.0.0.1:{self.redis_port}/0"
 
     def stop(self) -> None:
         if self.redis_pid:
@@ -195,8 +209,8 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], workers: int, logdir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], workers: int, logdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(logdir / "gunicorn.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -282,6 +296,8 @@ def load_average() -> float | None:
 
 
 SERVER_ROOTS: list[int] = []
+# The same processes split in two: the web server's, and PostgreSQL's (when started here).
+WEB_ROOTS: list[int] = []
 
 
 # --- Machine ----------------------------------------------------------------------------
@@ -546,11 +562,13 @@ def ingest_run(url: str, batches: list, uploaders: int) -> dict:
         t.start()
     barrier.wait()
     cpu0 = cpu_seconds(SERVER_ROOTS)
+    web0 = cpu_seconds(WEB_ROOTS)
     t0 = time.perf_counter()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
     server_cpu = cpu_seconds(SERVER_ROOTS) - cpu0
+    web_cpu = cpu_seconds(WEB_ROOTS) - web0
     if errors:
         raise SystemExit(f"ingest errors: {errors[:3]}")
     sales = sum(len(b[3]["sales"]) for b in batches)
@@ -568,6 +586,8 @@ def ingest_run(url: str, batches: list, uploaders: int) -> dict:
         "p95_ms": percentile(latencies, 95) * 1000,
         "server_cpu_s": server_cpu,
         "server_cpu_ms_per_batch": server_cpu * 1000 / len(batches),
+        "web_cpu_ms_per_batch": web_cpu * 1000 / len(batches),
+        "postgres_cpu_ms_per_batch": (server_cpu - web_cpu) * 1000 / len(batches),
         "sales_per_server_cpu_s": sales / server_cpu if server_cpu else None,
         "load_average": load_average(),
     }
@@ -582,7 +602,8 @@ def ingest_reps(url: str, fixture: Fixture, *, reps: int, batches: int, uploader
         runs.append(result)
         log(
             f"{label} rep {rep + 1}: {result['sales_per_s']:.0f} sales/s, "
-            f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms"
+            f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms; CPU per batch: "
+            f"web {result['web_cpu_ms_per_batch']:.0f} ms, PostgreSQL {result['postgres_cpu_ms_per_batch']:.0f} ms"
         )
     return {
         "runs": [{k: v for k, v in r.items() if k != "batch_ids"} for r in runs],
@@ -940,6 +961,12 @@ def main() -> None:
     parser.add_argument("--naive", type=int, help="sales saved by the naive baseline (default 3000; quick 500)")
     parser.add_argument("--sizes", default=None, help="balance snapshot sizes (default 10000,100000; quick 10000)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--pg-port", type=int, default=PG_PORT, help=f"port of the PostgreSQL started here ({PG_PORT})")
+    parser.add_argument("--redis-port", type=int, default=REDIS_PORT, help=f"redis-server port (default {REDIS_PORT})")
+    parser.add_argument("--port", type=int, help="gunicorn port (default: a free one)")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="only the ingest repetitions, without reconciling between them"
+    )
     args = parser.parse_args()
     quick = args.quick
     batches = args.batches or (12 if quick else 40)
@@ -951,7 +978,7 @@ def main() -> None:
     rng = random.Random(20261128)
     workdir = Path(tempfile.mkdtemp(prefix="paygo-bench-"))
     os.chmod(workdir, 0o777)
-    services = Services(workdir, need_postgres=not args.database_url)
+    services = Services(workdir, need_postgres=not args.database_url, pg_port=args.pg_port, redis_port=args.redis_port)
     gunicorn = None
     try:
         started = time.perf_counter()
@@ -983,14 +1010,16 @@ def main() -> None:
         info["load_average_at_start"] = load_average()
         log(f"machine: {info['cpu_model']}, {info['cpu_cores']} cores, {info['ram_gb']} GB, PG {info['postgresql']}")
         fixture = Fixture(terminals=8, customers=5000, rng=rng)
-        gunicorn = Gunicorn(env, args.workers, workdir)
+        gunicorn = Gunicorn(env, args.workers, workdir, port=args.port)
         gunicorn.wait_ready(fixture.terminals[0][1])
         SERVER_ROOTS[:] = [gunicorn.proc.pid, *postmaster_pid(services)]
+        WEB_ROOTS[:] = [gunicorn.proc.pid]
         log(f"gunicorn ({args.workers} sync workers) at {gunicorn.url}; broker {broker or 'none (eager!)'}")
 
         # Warm-up: one batch per uploader (connections, imports, caches), not measured.
         ingest_run(gunicorn.url, fixture.batches(args.uploaders, 500), args.uploaders)
-        reconcile_all()
+        if not args.ingest_only:
+            reconcile_all()
 
         results: dict = {"machine": info}
         results["parameters"] = {
@@ -1013,6 +1042,8 @@ def main() -> None:
             one = ingest_reps(gunicorn.url, fixture, reps=1, batches=batches, uploaders=args.uploaders, label="ingest")
             first = first or one
             ingest_runs.extend(one["runs"])
+            if args.ingest_only:
+                continue
             rec = reconcile_all()
             log(f"reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
             reconcile_runs.append(rec)
@@ -1023,6 +1054,8 @@ def main() -> None:
             "p50_ms": median([r["p50_ms"] for r in ingest_runs]),
             "p95_ms": median([r["p95_ms"] for r in ingest_runs]),
             "server_cpu_ms_per_batch": median([r["server_cpu_ms_per_batch"] for r in ingest_runs]),
+            "web_cpu_ms_per_batch": median([r["web_cpu_ms_per_batch"] for r in ingest_runs]),
+            "postgres_cpu_ms_per_batch": median([r["postgres_cpu_ms_per_batch"] for r in ingest_runs]),
             "sales_per_server_cpu_s": median([r["sales_per_server_cpu_s"] or 0 for r in ingest_runs]),
         }
         results["reconcile"] = {
@@ -1031,6 +1064,13 @@ def main() -> None:
             "sales_per_cpu_s": median([r["sales_per_cpu_s"] or 0 for r in reconcile_runs]),
         }
         save_partial(args.output, results)
+        if args.ingest_only:
+            ingest = results["ingest_empty"]
+            log(
+                f"ingest (median of {reps}): {ingest['sales_per_s']:.0f} sales/s; CPU per batch: web "
+                f"{ingest['web_cpu_ms_per_batch']:.0f} ms, PostgreSQL {ingest['postgres_cpu_ms_per_batch']:.0f} ms"
+            )
+            return
         log("COPY baseline")
         results["copy_baseline"] = copy_baseline(first["_batch_ids"], max(reps, 3))
         log("naive baseline")
