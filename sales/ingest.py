@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Case, F, PositiveBigIntegerField, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -42,7 +42,7 @@ from billing.reconcile import SalePaymentEffect, sale_balance_movements_append, 
 from inventory.models import Product
 from inventory.reconcile import SaleLineEffect, sale_stock_movements_append
 from nodes.models import NumberingLevel, Terminal
-from paygo.bulk_insert import array_param, columns_insert, rows_insert
+from paygo.bulk_insert import columns_insert, rows_insert
 from paygo.errors import ApplicationError
 from paygo.wire_format import RFC3339_DATETIME_RE
 from sales import tasks
@@ -547,11 +547,14 @@ def _context_load(*, terminal: Terminal, sales: list[ParsedSale]) -> _Context:
         ctx.products = {p.sku: p for p in Product.objects.filter(institution_id=institution_id, sku__in=skus)}
     codes = {sale.customer_code for sale in sales if sale.customer_code}
     if codes:
-        ctx.customers = {c.code: c for c in Customer.objects.filter(institution_id=institution_id, code__in=codes)}
+        # Unordered: Customer's default ordering joins the institution and sorts, for a dict.
+        ctx.customers = {
+            c.code: c for c in Customer.objects.filter(institution_id=institution_id, code__any=codes).order_by()
+        }
     if ctx.customers:
         blocked: dict[int, set[str]] = defaultdict(set)
         for customer_id, sku in ProductBlock.objects.filter(
-            customer_id__in=[c.pk for c in ctx.customers.values()]
+            customer_id__any=[c.pk for c in ctx.customers.values()]
         ).values_list("customer_id", "product__sku"):
             blocked[customer_id].add(sku)
         ctx.blocked_skus = {pk: frozenset(skus) for pk, skus in blocked.items()}
@@ -917,18 +920,8 @@ def _stored_sales(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, int]]:
     ids = list(ids)
     if not ids:
         return {}
-    if connection.vendor == "postgresql":
-        # One array parameter: ``pk__in`` with 500 ids prepares and binds each id
-        # separately (a visible share of a batch's CPU).
-        with connection.cursor() as cursor:
-            cursor.execute(_STORED_SALES_SQL, [array_param(ids)])
-            return {pk: (h, t) for pk, h, t in cursor.fetchall()}
-    return {pk: (h, t) for pk, h, t in Sale.objects.filter(pk__in=ids).values_list("pk", "payload_hash", "terminal_id")}
-
-
-_STORED_SALES_SQL = (
-    f'SELECT "id", "payload_hash", "terminal_id" FROM "{Sale._meta.db_table}" WHERE "id" = ANY(%s::uuid[])'
-)
+    stored = Sale.objects.filter(pk__any=ids).values_list("pk", "payload_hash", "terminal_id")
+    return {pk: (h, t) for pk, h, t in stored}
 
 
 def _replay_outcome(sale: ParsedSale, stored: tuple[str, int], terminal: Terminal) -> dict[str, str] | None:
