@@ -132,15 +132,34 @@ _ARRAY_TEXT: dict[type, Callable[[Any], str]] = {
 }
 
 
+# Types whose str() is their array element text (no quoting, never NULL).
+_STR_IS_TEXT = frozenset({int, Decimal, uuid.UUID})
+
+
 def array_param(values: Sequence[Any]) -> str | list[Any]:
     """One PostgreSQL array parameter (to be cast, e.g. ``%s::uuid[]``) for ``values``,
     already adapted for the database: the array literal as text when every value is of a
     type written here exactly as the driver would write it, else the list itself."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and kinds <= _STR_IS_TEXT:
+        return "{" + ",".join(map(str, values)) + "}"
     text = _ARRAY_TEXT
     try:
         return "{" + ",".join([text.get(type(value), _not_plain)(value) for value in values]) + "}"
     except _NotPlain:
         return list(values)
+
+
+def _column_values(field: models.Field, values: list[Any]) -> list[Any]:
+    """``values`` adapted as :func:`_db_value` would, without a call per value when every
+    value is already of a type the driver takes as it is (a batch's ids, amounts, codes)."""
+    if connection.vendor == "postgresql":
+        target = field.target_field if field.is_relation else field
+        plain = _PLAIN_TYPES.get(target.get_internal_type())
+        if plain is not None and set(map(type, values)) <= {*plain, type(None)}:
+            return values
+    adapt = _db_value(field)
+    return [adapt(value) for value in values]
 
 
 def objects_insert(model: type[models.Model], objs: Sequence[models.Model]) -> list[models.Model]:
@@ -207,10 +226,7 @@ def columns_insert(
     suffix = " ON CONFLICT DO NOTHING" if on_conflict_do_nothing else ""
     if return_fields:
         suffix += " RETURNING " + ", ".join(quote(f.column) for f in return_fields)
-    arrays = []
-    for f, values in zip(fields, columns.values(), strict=True):
-        adapt = _db_value(f)
-        arrays.append([adapt(value) for value in values])
+    arrays = [_column_values(f, values) for f, values in zip(fields, columns.values(), strict=True)]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # One statement, one array parameter per column, whatever the row count.
