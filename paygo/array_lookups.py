@@ -28,7 +28,9 @@ class _AnyArray:
         if not values:
             raise EmptyResultSet
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        db_type = self.lhs.output_field.cast_db_type(connection)
+        # Without a type modifier: a cast to varchar(64) would silently cut a longer value
+        # and let it match a stored one equal to its first 64 characters.
+        db_type = self.lhs.output_field.cast_db_type(connection).split("(", 1)[0]
         return f"{lhs} = ANY(%s::{db_type}[])", (*lhs_params, array_param(values))
 
 

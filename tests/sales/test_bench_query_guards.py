@@ -208,3 +208,7 @@ def test_any_lookup_reads_a_list_of_ids_in_one_query(demo, at, django_assert_num
     assert not Sale.objects.filter(pk__any=[]).exists()
     codes = set(Customer.objects.filter(code__any=["nobody", *Customer.objects.values_list("code", flat=True)[:2]]))
     assert len(codes) == 2
+    # A value longer than the column (64) never matches a stored code equal to its start.
+    Customer.objects.filter(pk=Customer.objects.values_list("pk", flat=True).first()).update(code="C" * 64)
+    assert Customer.objects.filter(code__any=["C" * 64]).count() == 1
+    assert not Customer.objects.filter(code__any=["C" * 65]).exists()
