@@ -146,10 +146,19 @@ class Services:
         )
         self.pg_started = True
         subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-q",
-             "-c", "CREATE DATABASE paygo_bench"],
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.pg_port),
+                "-U",
+                "postgres",
+                "-qc",
+                "CREATE DATABASE paygo_bench",
+            ],
             check=True,
-        )  # fmt: skip
+        )
         return f"postgres://postgres@127.0.0.1:{self.pg_port}/paygo_bench"
 
     def start_redis(self) -> str | None:
@@ -200,8 +209,8 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    def __init__(self, env: dict[str, str], workers: int, logdir: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], workers: int, logdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(logdir / "gunicorn.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -287,6 +296,8 @@ def load_average() -> float | None:
 
 
 SERVER_ROOTS: list[int] = []
+# The same processes split in two: the web server's, and PostgreSQL's (when started here).
+WEB_ROOTS: list[int] = []
 
 
 # --- Machine ----------------------------------------------------------------------------
@@ -551,11 +562,13 @@ def ingest_run(url: str, batches: list, uploaders: int) -> dict:
         t.start()
     barrier.wait()
     cpu0 = cpu_seconds(SERVER_ROOTS)
+    web0 = cpu_seconds(WEB_ROOTS)
     t0 = time.perf_counter()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
     server_cpu = cpu_seconds(SERVER_ROOTS) - cpu0
+    web_cpu = cpu_seconds(WEB_ROOTS) - web0
     if errors:
         raise SystemExit(f"ingest errors: {errors[:3]}")
     sales = sum(len(b[3]["sales"]) for b in batches)
@@ -573,6 +586,8 @@ def ingest_run(url: str, batches: list, uploaders: int) -> dict:
         "p95_ms": percentile(latencies, 95) * 1000,
         "server_cpu_s": server_cpu,
         "server_cpu_ms_per_batch": server_cpu * 1000 / len(batches),
+        "web_cpu_ms_per_batch": web_cpu * 1000 / len(batches),
+        "postgres_cpu_ms_per_batch": (server_cpu - web_cpu) * 1000 / len(batches),
         "sales_per_server_cpu_s": sales / server_cpu if server_cpu else None,
         "load_average": load_average(),
     }
@@ -587,7 +602,8 @@ def ingest_reps(url: str, fixture: Fixture, *, reps: int, batches: int, uploader
         runs.append(result)
         log(
             f"{label} rep {rep + 1}: {result['sales_per_s']:.0f} sales/s, "
-            f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms"
+            f"p50 {result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms; CPU per batch: "
+            f"web {result['web_cpu_ms_per_batch']:.0f} ms, PostgreSQL {result['postgres_cpu_ms_per_batch']:.0f} ms"
         )
     return {
         "runs": [{k: v for k, v in r.items() if k != "batch_ids"} for r in runs],
@@ -947,9 +963,13 @@ def main() -> None:
     parser.add_argument("--history", type=int, help="sales stored for the history run (default 1000000; quick 100000)")
     parser.add_argument("--naive", type=int, help="sales saved by the naive baseline (default 3000; quick 500)")
     parser.add_argument("--sizes", default=None, help="balance snapshot sizes (default 10000,100000; quick 10000)")
-    parser.add_argument("--pg-port", type=int, default=PG_PORT, help=f"port of its own PostgreSQL (default {PG_PORT})")
-    parser.add_argument("--redis-port", type=int, default=REDIS_PORT, help=f"redis-server port (default {REDIS_PORT})")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--pg-port", type=int, default=PG_PORT, help=f"port of the PostgreSQL started here ({PG_PORT})")
+    parser.add_argument("--redis-port", type=int, default=REDIS_PORT, help=f"redis-server port (default {REDIS_PORT})")
+    parser.add_argument("--port", type=int, help="gunicorn port (default: a free one)")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="only the ingest repetitions, without reconciling between them"
+    )
     args = parser.parse_args()
     quick = args.quick
     batches = args.batches or (12 if quick else 40)
@@ -993,14 +1013,16 @@ def main() -> None:
         info["load_average_at_start"] = load_average()
         log(f"machine: {info['cpu_model']}, {info['cpu_cores']} cores, {info['ram_gb']} GB, PG {info['postgresql']}")
         fixture = Fixture(terminals=8, customers=5000, rng=rng)
-        gunicorn = Gunicorn(env, args.workers, workdir)
+        gunicorn = Gunicorn(env, args.workers, workdir, port=args.port)
         gunicorn.wait_ready(fixture.terminals[0][1])
         SERVER_ROOTS[:] = [gunicorn.proc.pid, *postmaster_pid(services)]
+        WEB_ROOTS[:] = [gunicorn.proc.pid]
         log(f"gunicorn ({args.workers} sync workers) at {gunicorn.url}; broker {broker or 'none (eager!)'}")
 
         # Warm-up: one batch per uploader (connections, imports, caches), not measured.
         ingest_run(gunicorn.url, fixture.batches(args.uploaders, 500), args.uploaders)
-        reconcile_all()
+        if not args.ingest_only:
+            reconcile_all()
 
         results: dict = {"machine": info}
         results["parameters"] = {
@@ -1023,6 +1045,8 @@ def main() -> None:
             one = ingest_reps(gunicorn.url, fixture, reps=1, batches=batches, uploaders=args.uploaders, label="ingest")
             first = first or one
             ingest_runs.extend(one["runs"])
+            if args.ingest_only:
+                continue
             rec = reconcile_all()
             log(f"reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
             reconcile_runs.append(rec)
@@ -1033,6 +1057,8 @@ def main() -> None:
             "p50_ms": median([r["p50_ms"] for r in ingest_runs]),
             "p95_ms": median([r["p95_ms"] for r in ingest_runs]),
             "server_cpu_ms_per_batch": median([r["server_cpu_ms_per_batch"] for r in ingest_runs]),
+            "web_cpu_ms_per_batch": median([r["web_cpu_ms_per_batch"] for r in ingest_runs]),
+            "postgres_cpu_ms_per_batch": median([r["postgres_cpu_ms_per_batch"] for r in ingest_runs]),
             "sales_per_server_cpu_s": median([r["sales_per_server_cpu_s"] or 0 for r in ingest_runs]),
         }
         results["reconcile"] = {
@@ -1041,6 +1067,13 @@ def main() -> None:
             "sales_per_cpu_s": median([r["sales_per_cpu_s"] or 0 for r in reconcile_runs]),
         }
         save_partial(args.output, results)
+        if args.ingest_only:
+            ingest = results["ingest_empty"]
+            log(
+                f"ingest (median of {reps}): {ingest['sales_per_s']:.0f} sales/s; CPU per batch: web "
+                f"{ingest['web_cpu_ms_per_batch']:.0f} ms, PostgreSQL {ingest['postgres_cpu_ms_per_batch']:.0f} ms"
+            )
+            return
         log("COPY baseline")
         results["copy_baseline"] = copy_baseline(first["_batch_ids"], max(reps, 3))
         log("naive baseline")

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class PaygoConfig(AppConfig):
     name = "paygo"
     verbose_name = "payGO"
+
+    def ready(self) -> None:
+        from django.db.models import Field, ForeignObject
+
+        from paygo.array_lookups import AnyOf, RelatedAnyOf
+
+        Field.register_lookup(AnyOf)
+        ForeignObject.register_lookup(RelatedAnyOf)

@@ -46,13 +46,36 @@ class Sale(models.Model):
     """
 
     id = models.UUIDField("id", primary_key=True, default=uuid.uuid4, editable=False)
+    # A sale's institution and node are its terminal's, copied from the terminal row when
+    # the sale is written (the terminal's key is checked, and so are the terminal's own
+    # keys to its node and the node's to its institution); PROTECT still keeps them from
+    # being deleted through Django. No database constraint of their own: it checked the
+    # same two rows once per sale at every batch's commit, share-locking rows that every
+    # uploader of the node holds too.
     institution = models.ForeignKey(
-        Institution, on_delete=models.PROTECT, related_name="sales", verbose_name="institución"
+        Institution,
+        on_delete=models.PROTECT,
+        related_name="sales",
+        verbose_name="institución",
+        db_constraint=False,
     )
-    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="sales", verbose_name="nodo")
-    terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, related_name="sales", verbose_name="AP")
+    # node, terminal and customer have no single-column index of their own: the composite
+    # indexes below lead with them and serve those lookups, and every index is written by
+    # each sale a batch inserts.
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="sales", verbose_name="nodo", db_index=False, db_constraint=False
+    )
+    terminal = models.ForeignKey(
+        Terminal, on_delete=models.PROTECT, related_name="sales", verbose_name="AP", db_index=False
+    )
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="sales", verbose_name="cliente"
+        Customer,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sales",
+        verbose_name="cliente",
+        db_index=False,
     )
     batch = models.ForeignKey(
         UploadBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="sales", verbose_name="lote"
@@ -111,7 +134,8 @@ class Sale(models.Model):
 
 
 class SaleLine(models.Model):
-    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="lines", verbose_name="venta")
+    # Indexed by the (sale, position) unique constraint, which leads with it.
+    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="lines", verbose_name="venta", db_index=False)
     position = models.PositiveSmallIntegerField("posición")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="sale_lines", verbose_name="producto")
     quantity = models.DecimalField("cantidad", **QUANTITY)
@@ -139,7 +163,10 @@ class PaymentMethod(models.TextChoices):
 
 
 class Payment(models.Model):
-    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="payments", verbose_name="venta")
+    # Indexed by the (sale, position) unique constraint, which leads with it.
+    sale = models.ForeignKey(
+        Sale, on_delete=models.CASCADE, related_name="payments", verbose_name="venta", db_index=False
+    )
     position = models.PositiveSmallIntegerField("posición")
     method = models.CharField("medio de pago", max_length=16, choices=PaymentMethod.choices)
     amount = models.DecimalField("valor", help_text="En unidades cuando el medio es «unidades».", **MONEY)
@@ -176,7 +203,8 @@ class FlagCode(models.TextChoices):
 class SaleFlag(models.Model):
     """A rule an accepted sale broke (offline) or a fact finance must review."""
 
-    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="flags", verbose_name="venta")
+    # Indexed by the (sale, code) unique constraint, which leads with it.
+    sale = models.ForeignKey(Sale, on_delete=models.CASCADE, related_name="flags", verbose_name="venta", db_index=False)
     code = models.CharField("alerta", max_length=32, choices=FlagCode.choices)
     detail = models.JSONField("detalle", default=dict, blank=True)
     created_at = models.DateTimeField("creada", auto_now_add=True)

@@ -7,10 +7,11 @@ number of customers or products, and reconcile chunks taken in time of sale.
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -19,8 +20,8 @@ from billing.models import BalanceMovement, BalanceMovementKind, Customer, UnitB
 from inventory.ledger import stock_movements_post
 from inventory.models import NodeStock, Product, StockMovement, StockMovementKind
 from nodes.models import Node
-from paygo.bulk_insert import rows_insert
-from sales.models import SaleLine
+from paygo.bulk_insert import columns_insert, rows_insert
+from sales.models import Payment, Sale, SaleLine
 from sales.reconcile_locks import unreconciled_sales_lock
 from tests.sales.stored_sales import SaleSpec, stored_sales_create
 
@@ -171,3 +172,43 @@ def test_snapshot_pages_by_row_keyset_once_each_with_a_fixed_query_count(demo, d
     codes = list(Customer.objects.filter(institution_id=institution_id).order_by("pk").values_list("code", flat=True))
     assert seen == codes
     assert pages == (len(codes) + 1) // 2 or pages == len(codes) // 2 + 1
+
+
+def test_columns_insert_stores_strings_that_need_quoting_exactly(demo, at, django_assert_num_queries):
+    # On PostgreSQL each column travels as one array literal built by paygo.bulk_insert:
+    # quotes, backslashes, commas, braces, "NULL" and the empty string must come back as sent.
+    sale = stored_sales_create([SaleSpec(terminal="N1-CAJA-01", occurred_at=at(1), lines=(("SKU-JUGO", 1),))])[0]
+    texts = ['a"b', "back\\slash", "x,y", "{z}", "NULL", "", "ñandú ü", " spaced "]
+    positions = list(range(10, 10 + len(texts)))
+    with django_assert_num_queries(1):
+        columns_insert(
+            Payment,
+            {
+                "sale": [sale.pk] * len(texts),
+                "position": positions,
+                "method": ["cash"] * len(texts),
+                "amount": [Decimal("1.50")] * len(texts),
+                "unit_type": texts,
+            },
+        )
+    stored = dict(Payment.objects.filter(sale=sale, position__gte=10).values_list("position", "unit_type"))
+    assert [stored[p] for p in positions] == texts
+
+
+def test_any_lookup_reads_a_list_of_ids_in_one_query(demo, at, django_assert_num_queries):
+    sales = stored_sales_create(
+        [SaleSpec(terminal="N1-CAJA-01", occurred_at=at(i), lines=(("SKU-JUGO", 1),)) for i in range(3)]
+    )
+    wanted = [sales[0].pk, sales[2].pk, uuid.uuid4(), None]
+    with django_assert_num_queries(1) as captured:
+        found = set(Sale.objects.filter(pk__any=wanted).values_list("pk", flat=True))
+    assert found == {sales[0].pk, sales[2].pk}
+    if connection.vendor == "postgresql":
+        assert "= ANY(" in captured.captured_queries[0]["sql"]
+    assert not Sale.objects.filter(pk__any=[]).exists()
+    codes = set(Customer.objects.filter(code__any=["nobody", *Customer.objects.values_list("code", flat=True)[:2]]))
+    assert len(codes) == 2
+    # A value longer than the column (64) never matches a stored code equal to its start.
+    Customer.objects.filter(pk=Customer.objects.values_list("pk", flat=True).first()).update(code="C" * 64)
+    assert Customer.objects.filter(code__any=["C" * 64]).count() == 1
+    assert not Customer.objects.filter(code__any=["C" * 65]).exists()
