@@ -46,25 +46,13 @@ class Sale(models.Model):
     """
 
     id = models.UUIDField("id", primary_key=True, default=uuid.uuid4, editable=False)
-    # A sale's institution and node are its terminal's, copied from the terminal row when
-    # the sale is written (the terminal's key is checked, and so are the terminal's own
-    # keys to its node and the node's to its institution); PROTECT still keeps them from
-    # being deleted through Django. No database constraint of their own: it checked the
-    # same two rows once per sale at every batch's commit, share-locking rows that every
-    # uploader of the node holds too.
     institution = models.ForeignKey(
-        Institution,
-        on_delete=models.PROTECT,
-        related_name="sales",
-        verbose_name="institución",
-        db_constraint=False,
+        Institution, on_delete=models.PROTECT, related_name="sales", verbose_name="institución"
     )
     # node, terminal and customer have no single-column index of their own: the composite
     # indexes below lead with them and serve those lookups, and every index is written by
     # each sale a batch inserts.
-    node = models.ForeignKey(
-        Node, on_delete=models.PROTECT, related_name="sales", verbose_name="nodo", db_index=False, db_constraint=False
-    )
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="sales", verbose_name="nodo", db_index=False)
     terminal = models.ForeignKey(
         Terminal, on_delete=models.PROTECT, related_name="sales", verbose_name="AP", db_index=False
     )
