@@ -39,7 +39,7 @@ from rest_framework import status
 from billing.models import InvoiceResolution
 from billing.tasks import invoices_pending_assign_enqueue
 from nodes.models import Institution, NumberingLevel, Terminal, TerminalKind
-from paygo.bulk_insert import columns_insert
+from paygo.bulk_insert import array_param, columns_insert
 from paygo.errors import ApplicationError
 from sales.models import FlagCode, InvoiceSource, Sale, SaleFlag
 
@@ -304,7 +304,7 @@ def _deferred_rows(queryset: QuerySet[Sale]) -> list[_DeferredSale]:
 def _deferred_sales(sale_ids: list[UUID]) -> list[_DeferredSale]:
     if not sale_ids:
         return []
-    return _deferred_rows(Sale.objects.filter(DEFERRED_Q, pk__in=sale_ids).order_by())
+    return _deferred_rows(Sale.objects.filter(DEFERRED_Q, pk__any=list(sale_ids)).order_by())
 
 
 # Offline sales already reconciled that still wait for a server number: their owner's
@@ -532,7 +532,7 @@ def _sale_invoices_write(
                 f" FROM unnest(%s::uuid[], %s::bigint[]) AS n(id, number) WHERE {table}.id = n.id",
                 [resolution.pk, resolution.prefix, InvoiceSource.SERVER]
                 + ([reconciled_at] if reconciled_at is not None else [])
-                + [ids, numbers],
+                + [array_param(ids), array_param(numbers)],
             )
 
 

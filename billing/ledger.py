@@ -88,7 +88,7 @@ def _balances_apply(movements: Iterable[tuple[int, Decimal]]) -> None:
     # customer takes them in (an admin edit saves the customer, then touches the feed).
     institution_of = dict(
         Customer.objects.select_for_update(no_key=True)
-        .filter(pk__in=deltas)
+        .filter(pk__any=list(deltas))
         .order_by("pk")
         .values_list("pk", "institution_id")
     )
@@ -104,7 +104,8 @@ def _balances_apply(movements: Iterable[tuple[int, Decimal]]) -> None:
 def _customers_touch(customer_ids: Iterable[int]) -> None:
     """Bump the balance feed of the customers' institutions (one read, one touch each)."""
     by_institution: dict[int, list[int]] = defaultdict(list)
-    for pk, institution_id in Customer.objects.filter(pk__in=set(customer_ids)).values_list("pk", "institution_id"):
+    ids = list(set(customer_ids))
+    for pk, institution_id in Customer.objects.filter(pk__any=ids).values_list("pk", "institution_id"):
         by_institution[institution_id].append(pk)
     for institution_id in sorted(by_institution):
         customers_touch(institution_id=institution_id, customer_ids=by_institution[institution_id])
@@ -165,7 +166,7 @@ def _units_apply(movements: Iterable[tuple[int, str, int]]) -> None:
         [UnitBalance(customer_id=c, unit_type=u, quantity=0) for c, u in deltas],
         ignore_conflicts=True,
     )
-    rows = UnitBalance.objects.filter(customer_id__in={c for c, _ in deltas}).values_list(
+    rows = UnitBalance.objects.filter(customer_id__any=list({c for c, _ in deltas})).values_list(
         "pk", "customer_id", "unit_type"
     )
     by_pk = {pk: deltas[(c, u)] for pk, c, u in rows if (c, u) in deltas}

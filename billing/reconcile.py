@@ -93,13 +93,13 @@ def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluati
     if not customers_since:
         return evaluation
     window_start = min(customers_since.values())
-    limits = dict(Customer.objects.filter(pk__in=customers_since).values_list("pk", "overdraft_limit"))
+    limits = dict(Customer.objects.filter(pk__any=list(customers_since)).values_list("pk", "overdraft_limit"))
     # Opening balance = the materialized balance minus the movements walked, the balance
     # read in the same statement (one snapshot): its cost does not grow with the
     # customer's history, as a sum of every earlier movement would.
     balance_now = Customer.objects.filter(pk=OuterRef("customer_id")).values("balance")[:1]
     rows = (
-        BalanceMovement.objects.filter(customer_id__in=customers_since, occurred_at__gte=window_start)
+        BalanceMovement.objects.filter(customer_id__any=list(customers_since), occurred_at__gte=window_start)
         .annotate(balance_now=Subquery(balance_now))
         .values_list(
             "customer_id",
@@ -156,7 +156,7 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
         return evaluation
     customer_ids = {c for c, _ in customer_days}
     dates = {d for _, d in customer_days}
-    daily_max = dict(Customer.objects.filter(pk__in=customer_ids).values_list("pk", "daily_max"))
+    daily_max = dict(Customer.objects.filter(pk__any=list(customer_ids)).values_list("pk", "daily_max"))
     # A customer without a maximum is never flagged: their days are not walked, and only
     # a flag left from when they had one is cleared (normally none: one indexed read).
     unlimited = {c for c in customer_ids if daily_max[c] is None}
@@ -165,7 +165,7 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
             sale_id
             for sale_id, customer_id, business_date in SaleFlag.objects.filter(
                 code=FlagCode.DAILY_MAX_EXCEEDED,
-                sale__customer_id__in=unlimited,
+                sale__customer_id__any=list(unlimited),
                 sale__business_date__in=dates,
             ).values_list("sale_id", "sale__customer_id", "sale__business_date")
             if (customer_id, business_date) in customer_days
@@ -173,14 +173,14 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
     limited = customer_ids - unlimited
     sales = [
         row
-        for row in Sale.objects.filter(customer_id__in=limited, business_date__in=dates).values_list(
+        for row in Sale.objects.filter(customer_id__any=list(limited), business_date__in=dates).values_list(
             "customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk"
         )
         if (row[0], row[1]) in customer_days
     ]
     lines: dict[UUID, list[LineFacts]] = defaultdict(list)
     for sale_id, position, quantity, unit_price, sku, unit_type in SaleLine.objects.filter(
-        sale_id__in=[row[5] for row in sales]
+        sale_id__any=[row[5] for row in sales]
     ).values_list("sale_id", "position", "quantity", "unit_price", "product__sku", "product__unit_type"):
         lines[sale_id].append(
             LineFacts(

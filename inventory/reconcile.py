@@ -222,7 +222,7 @@ def negative_stock_recompute(*, pairs_since: dict[Pair, datetime]) -> FlagEvalua
     # (or times) outside this window, whose stored detail is kept as it is.
     through = NegativeStockEvent.sales.through
     members = set(
-        through.objects.filter(sale_id__in=evaluation.evaluated)
+        through.objects.filter(sale_id__any=list(evaluation.evaluated))
         .exclude(negativestockevent_id__in=stale_resolved)
         .values_list("sale_id", flat=True)
     )
@@ -396,7 +396,8 @@ def _memberships_store(*, episodes: list[_Episode], walked: dict[Pair, set[UUID]
     walked_ids = set().union(*walked.values()) if walked else set()
     considered: dict[int, set[UUID]] = defaultdict(set)
     for event_id, sale_id in through.objects.filter(
-        Q(negativestockevent_id__in=fresh_ids) | Q(negativestockevent_id__in=continued_ids, sale_id__in=walked_ids)
+        Q(negativestockevent_id__in=fresh_ids)
+        | Q(negativestockevent_id__in=continued_ids, sale_id__any=list(walked_ids))
     ).values_list("negativestockevent_id", "sale_id"):
         considered[event_id].add(sale_id)
     removed = Q()

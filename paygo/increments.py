@@ -16,6 +16,8 @@ from typing import Any
 from django.db import connection, models
 from django.db.models import Case, F, Value, When
 
+from paygo.bulk_insert import array_param
+
 
 def increments_apply(
     model: type[models.Model],
@@ -50,8 +52,8 @@ def increments_apply(
             f" FROM unnest({', '.join(arrays)}) AS d({names})"
             f" WHERE {table}.{quote(pk.column)} = d.pk"
         )
-        params = [keys, [deltas[key] for key in keys]]
-        params += [[values[key] for key in keys] for values in assign.values()]
+        params = [array_param(keys), array_param([deltas[key] for key in keys])]
+        params += [array_param([values[key] for key in keys]) for values in assign.values()]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.rowcount

@@ -112,7 +112,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         raise RuntimeError("sales_chunk_reconcile must run inside a transaction")
     sales = {
         row["pk"]: row
-        for row in Sale.objects.filter(pk__in=sale_ids).values(
+        for row in Sale.objects.filter(pk__any=list(sale_ids)).values(
             "pk",
             "node_id",
             "terminal_id",
@@ -131,7 +131,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     nodes_lock(node_ids=[s["node_id"] for s in sales.values()])
 
     lines = list(
-        SaleLine.objects.filter(sale_id__in=sales).values_list(
+        SaleLine.objects.filter(sale_id__any=list(sales)).values_list(
             "pk",
             "sale_id",
             "quantity",
@@ -166,7 +166,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     paygo: list[SalePaymentEffect] = []
     units: list[SalePaymentEffect] = []
     for pk, sale_id, method, amount, unit_type in Payment.objects.filter(
-        sale_id__in=sales, method__in=[PaymentMethod.PAYGO, PaymentMethod.UNITS]
+        sale_id__any=list(sales), method__in=[PaymentMethod.PAYGO, PaymentMethod.UNITS]
     ).values_list("pk", "sale_id", "method", "amount", "unit_type"):
         sale = sales[sale_id]
         if sale["customer_id"] is None:
@@ -230,7 +230,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
         # Those numbered get reconciled_at with their number, in the same row write.
         invoices_deferred_assign(sale_ids=deferred, reconciled_at=now, sales_locked=True)
-    Sale.objects.filter(pk__in=sales, reconciled_at__isnull=True).update(reconciled_at=now)
+    Sale.objects.filter(pk__any=list(sales), reconciled_at__isnull=True).update(reconciled_at=now)
 
 
 def unreconciled_sale_ids(*, older_than: datetime, limit: int) -> list[UUID]:

@@ -76,7 +76,7 @@ def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
         if not evaluation.evaluated:
             continue
         stored = dict(
-            SaleFlag.objects.filter(code=evaluation.code, sale_id__in=evaluation.evaluated).values_list(
+            SaleFlag.objects.filter(code=evaluation.code, sale_id__any=list(evaluation.evaluated)).values_list(
                 "sale_id", "detail"
             )
         )
@@ -84,7 +84,7 @@ def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
         if cleared:
             # One plain DELETE: flags have no dependants and no delete signals, and
             # QuerySet.delete() would first SELECT every row to collect them.
-            queryset = SaleFlag.objects.filter(code=evaluation.code, sale_id__in=cleared)
+            queryset = SaleFlag.objects.filter(code=evaluation.code, sale_id__any=cleared)
             queryset._raw_delete(queryset.db)
         rows = [
             SaleFlag(sale_id=sale_id, code=evaluation.code, detail=detail)

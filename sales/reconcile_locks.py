@@ -40,10 +40,10 @@ def unreconciled_sales_lock(*, sale_ids: Iterable[UUID] | None, limit: int, excl
     """
     queryset = Sale.objects.filter(reconciled_at__isnull=True)
     if sale_ids is not None:
-        queryset = queryset.filter(pk__in=list(sale_ids))
+        queryset = queryset.filter(pk__any=list(sale_ids))
     exclude = list(exclude)
     if exclude:
-        queryset = queryset.exclude(pk__in=exclude)
+        queryset = queryset.exclude(pk__any=exclude)
     # Time order, not pk order (bench): the stock, balance and daily recomputations walk
     # the ledger from the chunk's earliest sale on, so chunks of random UUIDs each spanned
     # the whole backlog and reconciling N sales cost O(N²). SKIP LOCKED never waits, so the
@@ -72,5 +72,5 @@ def customers_lock(*, customer_ids: Iterable[int]) -> list[int]:
     if not ids:
         return []
     return list(
-        Customer.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk").values_list("pk", flat=True)
+        Customer.objects.select_for_update(no_key=True).filter(pk__any=ids).order_by("pk").values_list("pk", flat=True)
     )
