@@ -161,7 +161,7 @@ def negative_stock_recompute(*, pairs_since: dict[Pair, datetime]) -> FlagEvalua
     walked: dict[Pair, set[UUID]] = {}
     for pair, start in pairs_since.items():
         pair_rows = by_pair[pair]
-        running = (pair_rows[0][10] if pair_rows else ZERO) - sum((r[2] for r in pair_rows), ZERO)
+        running = ((pair_rows[0][10] if pair_rows else None) or ZERO) - sum((r[2] for r in pair_rows), ZERO)
         current: _Episode | None = None
         if pair in continued:
             current = continued[pair]
