@@ -619,6 +619,25 @@ def ingest_reps(url: str, fixture: Fixture, *, reps: int, batches: int, uploader
     }
 
 
+def ingest_then_reconcile(
+    url: str, fixture: Fixture, *, reps: int, batches: int, uploaders: int, label: str, reconcile: bool = True
+) -> tuple[dict, list[dict], list[dict]]:
+    """``reps`` times: one ingest repetition, then (unless ``reconcile`` is off) reconcile
+    what it stored. Returns the first repetition's result (its batches are the baselines'
+    input), the ingest runs and the reconcile runs."""
+    first = None
+    ingest_runs, reconcile_runs = [], []
+    for rep in range(reps):
+        one = ingest_reps(url, fixture, reps=1, batches=batches, uploaders=uploaders, label=label)
+        first = first or one
+        ingest_runs.extend(one["runs"])
+        if reconcile:
+            rec = reconcile_all()
+            log(f"{label} reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
+            reconcile_runs.append(rec)
+    return first, ingest_runs, reconcile_runs
+
+
 def reconcile_all() -> dict:
     from sales.models import Sale
     from sales.reconcile import sales_reconcile
@@ -1045,18 +1064,10 @@ def main() -> None:
             "postgresql_settings": PG_SETTINGS if services.pg_started else "external (--database-url)",
             "broker": "redis (tasks published, not consumed)" if broker else "none",
         }
-        ingest_runs = []
-        reconcile_runs = []
-        first = None
-        for rep in range(reps):
-            one = ingest_reps(gunicorn.url, fixture, reps=1, batches=batches, uploaders=args.uploaders, label="ingest")
-            first = first or one
-            ingest_runs.extend(one["runs"])
-            if args.ingest_only:
-                continue
-            rec = reconcile_all()
-            log(f"reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
-            reconcile_runs.append(rec)
+        first, ingest_runs, reconcile_runs = ingest_then_reconcile(
+            gunicorn.url, fixture, reps=reps, batches=batches, uploaders=args.uploaders, label="ingest",
+            reconcile=not args.ingest_only,
+        )  # fmt: skip
         results["ingest_empty"] = {
             "runs": ingest_runs,
             "sales_per_s": median([r["sales_per_s"] for r in ingest_runs]),
@@ -1101,14 +1112,9 @@ def main() -> None:
         log(f"loading {history} historical sales with COPY")
         results["history_load"] = history_load(fixture, history, rng)
         log(f"history loaded in {results['history_load']['total_s']:.0f} s")
-        hist_runs = []
-        hist_reconcile = []
-        for rep in range(reps):
-            one = ingest_reps(gunicorn.url, fixture, reps=1, batches=batches, uploaders=args.uploaders, label="history")
-            hist_runs.extend(one["runs"])
-            rec = reconcile_all()
-            log(f"history reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
-            hist_reconcile.append(rec)
+        _, hist_runs, hist_reconcile = ingest_then_reconcile(
+            gunicorn.url, fixture, reps=reps, batches=batches, uploaders=args.uploaders, label="history"
+        )
         results["reconcile_history"] = {
             "runs": hist_reconcile,
             "sales_per_s": median([r["sales_per_s"] for r in hist_reconcile]),

@@ -1,7 +1,9 @@
 """The balance change feed: a per-institution sequence assigned in commit order.
 
 Every write that changes what a terminal should know about a customer (balance, limits,
-blocks, units, status) calls :func:`customers_touch` inside its transaction. The
+blocks, units, status) calls :func:`customers_touch` (or, for customers of any
+institution, :func:`customers_feed_bump` / :func:`customers_feed_seqs`) inside its
+transaction. The
 institution's :class:`~billing.models.BalanceFeed` row is locked until commit, so two
 writers of one institution are serialized on it and a reader never sees sequence N+1
 committed before N.
@@ -9,6 +11,7 @@ committed before N.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -39,3 +42,37 @@ def customers_touch(*, institution_id: int, customer_ids: Iterable[int]) -> int 
     seq = balance_feed_next_seq(institution_id=institution_id)
     Customer.objects.filter(institution_id=institution_id, pk__in=ids).update(change_seq=seq)
     return seq
+
+
+def customers_feed_seqs(*, customer_ids: Iterable[int]) -> dict[int, int]:
+    """Lock the customers (``FOR NO KEY UPDATE``, pk order), then their institutions' feed
+    rows, and return the sequence each customer's change takes: the next one of its
+    institution's feed. The caller writes it to ``change_seq`` in the same transaction,
+    in its own UPDATE of the rows when it writes them anyway (a balance and its sequence:
+    one new row version). Customers before feeds is the order an admin edit takes them
+    (the customer saved, then touched), so the two cannot deadlock.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    institution_of = dict(
+        Customer.objects.select_for_update(no_key=True)
+        .filter(pk__any=ids)
+        .order_by("pk")
+        .values_list("pk", "institution_id")
+    )
+    seqs = {
+        institution_id: balance_feed_next_seq(institution_id=institution_id)
+        for institution_id in sorted(set(institution_of.values()))
+    }
+    return {pk: seqs[institution_id] for pk, institution_id in institution_of.items()}
+
+
+def customers_feed_bump(*, customer_ids: Iterable[int]) -> None:
+    """Mark customers of any institutions as changed in the feed
+    (:func:`customers_feed_seqs`, then one UPDATE per institution)."""
+    by_seq: dict[int, list[int]] = defaultdict(list)
+    for pk, seq in customers_feed_seqs(customer_ids=customer_ids).items():
+        by_seq[seq].append(pk)
+    for seq, pks in sorted(by_seq.items()):
+        Customer.objects.filter(pk__any=pks).update(change_seq=seq)

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from billing.feed import balance_feed_next_seq, customers_touch
+from billing.feed import customers_feed_bump, customers_feed_seqs
 from billing.models import (
     BalanceMovement,
     BalanceMovementKind,
@@ -75,40 +75,17 @@ def sale_balance_movements_post(
 
 
 def _balances_apply(movements: Iterable[tuple[int, Decimal]]) -> None:
-    """Add ``(customer, amount)`` movements to the balances and bump the feed: lock the
-    customers, take each institution's next feed sequence
-    (:func:`~billing.feed.balance_feed_next_seq`, its row locked until commit), then write
-    balances and ``change_seq`` in one UPDATE (one new row version per customer)."""
+    """Add ``(customer, amount)`` movements to the balances and bump the feed: the
+    customers' feed sequences first (:func:`~billing.feed.customers_feed_seqs`, which locks
+    the customers, then the feed rows until commit), then balances and ``change_seq`` in
+    one UPDATE (one new row version per customer)."""
     deltas: dict[int, Decimal] = defaultdict(Decimal)
     for customer_id, amount in movements:
         deltas[customer_id] += amount
     if not deltas:
         return
-    # Customer rows first (pk order), then the feed row: the order every writer of a
-    # customer takes them in (an admin edit saves the customer, then touches the feed).
-    institution_of = dict(
-        Customer.objects.select_for_update(no_key=True)
-        .filter(pk__any=list(deltas))
-        .order_by("pk")
-        .values_list("pk", "institution_id")
-    )
-    seqs = {
-        institution_id: balance_feed_next_seq(institution_id=institution_id)
-        for institution_id in sorted(set(institution_of.values()))
-    }
-    increments_apply(
-        Customer, "balance", deltas, assign={"change_seq": {pk: seqs[institution_of[pk]] for pk in deltas}}
-    )
-
-
-def _customers_touch(customer_ids: Iterable[int]) -> None:
-    """Bump the balance feed of the customers' institutions (one read, one touch each)."""
-    by_institution: dict[int, list[int]] = defaultdict(list)
-    ids = list(set(customer_ids))
-    for pk, institution_id in Customer.objects.filter(pk__any=ids).values_list("pk", "institution_id"):
-        by_institution[institution_id].append(pk)
-    for institution_id in sorted(by_institution):
-        customers_touch(institution_id=institution_id, customer_ids=by_institution[institution_id])
+    seqs = customers_feed_seqs(customer_ids=deltas)
+    increments_apply(Customer, "balance", deltas, assign={"change_seq": seqs})
 
 
 def unit_movements_post(*, movements: list[UnitMovement]) -> list[UnitMovement]:
@@ -171,4 +148,4 @@ def _units_apply(movements: Iterable[tuple[int, str, int]]) -> None:
     )
     by_pk = {pk: deltas[(c, u)] for pk, c, u in rows if (c, u) in deltas}
     increments_apply(UnitBalance, "quantity", by_pk)
-    _customers_touch(c for c, _ in deltas)
+    customers_feed_bump(customer_ids={c for c, _ in deltas})

@@ -82,6 +82,8 @@ class _Episode:
 
 
 def _movement_order(row: tuple) -> tuple:
+    # Written once more in SQL, reversed, by _members_lowest_before: change both together
+    # (the convergence property compares episodes' lowest stock with a walk in this order).
     _node, _product, _quantity, occurred_at, pk, sale_id, terminal_id, seq, position = row[:9]
     if sale_id is None:
         return (occurred_at, 0, 0, 0, 0, pk)

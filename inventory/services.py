@@ -74,12 +74,15 @@ def stock_count_record(
 ) -> StockMovement | None:
     """Record a physical count: appends the movement that brings stock to ``counted``.
 
-    Locks: the node-stock row (``FOR UPDATE``) so the difference is computed against the
-    value no concurrent reconcile is changing. Returns None if nothing differs.
+    Locks: the node, then the node-stock row (``FOR UPDATE``) so the difference is
+    computed against the value no concurrent reconcile is changing. Returns None if nothing differs.
     """
     counted = Decimal(counted)
     if counted < 0:
         raise StockError("Un conteo físico no puede ser negativo.")
+    # The node before its stock row, as reconciliation takes them (node lock, then the
+    # stock rows it increments): the other order could deadlock with a running chunk.
+    nodes_lock(node_ids=[node.pk])
     row = NodeStock.objects.select_for_update().filter(node=node, product=product).first()
     current = row.quantity if row else Decimal("0")
     difference = counted - current

@@ -346,28 +346,6 @@ def _datetime(value: Any, field: str, errors: _Errors) -> datetime | None:
 
 
 def _line_parse(raw: Any, index: int, errors: _Errors) -> ParsedLine | None:
-    # The common, well-formed line without building field paths or calling the checkers;
-    # anything else takes the full path below, which finds and words every error.
-    if type(raw) is dict:
-        sku, quantity, unit_price = raw.get("sku"), raw.get("quantity"), raw.get("unit_price")
-        if (
-            type(sku) is str
-            and 0 < len(sku) <= 64
-            and "\x00" not in sku
-            and type(quantity) is str
-            and type(unit_price) is str
-            and _QUANTITY_RE.fullmatch(quantity)
-            and _MONEY_RE.fullmatch(unit_price)
-        ):
-            quantity, unit_price = Decimal(quantity), Decimal(unit_price)
-            if quantity > 0 and unit_price >= 0:
-                total = (quantity * unit_price).quantize(CENT, rounding=ROUND_HALF_UP)
-                if total <= MONEY_MAX:
-                    return ParsedLine(sku=sku, quantity=quantity, unit_price=unit_price, total=total)
-    return _line_parse_checked(raw, index, errors)
-
-
-def _line_parse_checked(raw: Any, index: int, errors: _Errors) -> ParsedLine | None:
     path = f"lines[{index}]"
     if not isinstance(raw, dict):
         errors.malformed(path, "Cada línea debe ser un objeto.")
@@ -394,18 +372,6 @@ def _line_parse_checked(raw: Any, index: int, errors: _Errors) -> ParsedLine | N
 
 
 def _payment_parse(raw: Any, index: int, errors: _Errors) -> ParsedPayment | None:
-    # The common money payment without field paths; units and anything else take the
-    # full path below.
-    if type(raw) is dict:
-        method, amount = raw.get("method"), raw.get("amount")
-        if type(method) is str and method in MONEY_METHODS and type(amount) is str and _MONEY_RE.fullmatch(amount):
-            amount = Decimal(amount)
-            if amount >= 0:
-                return ParsedPayment(method=method, amount=amount, unit_type="")
-    return _payment_parse_checked(raw, index, errors)
-
-
-def _payment_parse_checked(raw: Any, index: int, errors: _Errors) -> ParsedPayment | None:
     path = f"payments[{index}]"
     if not isinstance(raw, dict):
         errors.malformed(path, "Cada pago debe ser un objeto.")
