@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--html", help="also write HTML profiles to this directory")
     parser.add_argument("--balances", action="store_true", help="profile the balance feed instead")
     parser.add_argument("--customers", type=int, default=100_000, help="customers for --balances (default 100000)")
+    parser.add_argument(
+        "--statements", action="store_true", help="time each SQL statement of the large reconcile instead of profiling"
+    )
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("DATABASE_URL must point to a throwaway PostgreSQL database")
@@ -96,6 +99,9 @@ def main() -> None:
         Path(args.html, "ingest.html").write_text(profiler.output_html())
 
     sales_reconcile(max_chunks=1)  # warm-up chunk
+    if args.statements:
+        statements_timed(lambda: sales_reconcile(max_chunks=1000), "reconcile")
+        return
     profiler = Profiler(interval=0.0005)
     started = time.perf_counter()
     profiler.start()
@@ -123,6 +129,42 @@ def main() -> None:
         f"({elapsed / len(ids) * 1000:.0f} ms/task, {count / elapsed:.0f} sales/s)"
     )
     print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+def statements_timed(run, label: str) -> None:
+    """Run ``run()`` timing every SQL statement, grouped by the project function that sent
+    it; prints the groups by total time, then the wall and process CPU time of the run."""
+    import traceback
+    from collections import defaultdict
+
+    from django.db import connection
+
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def caller() -> str:
+        for frame in reversed(traceback.extract_stack(limit=40)[:-3]):
+            if "/django/" not in frame.filename and "/bench/" not in frame.filename:
+                return f"{Path(frame.filename).parent.name}/{Path(frame.filename).name}:{frame.name}:{frame.lineno}"
+        return "?"
+
+    def timed(execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            entry = totals[f"{caller()} {' '.join(sql.split())[:60]}"]
+            entry[0] += 1
+            entry[1] += time.perf_counter() - started
+
+    started, cpu = time.perf_counter(), time.process_time()
+    with connection.execute_wrapper(timed):
+        count = run()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    sql = sum(seconds for _, seconds in totals.values())
+    print(f"\n=== {label}: {count} sales in {elapsed:.2f} s ({count / elapsed:.0f} sales/s); SQL {sql:.2f} s, "
+          f"Python CPU {cpu:.2f} s")
+    for key, (calls, seconds) in sorted(totals.items(), key=lambda item: -item[1][1])[:30]:
+        print(f"{seconds * 1000:9.0f} ms {calls:6d}x  {key}")
 
 
 def balances_profile(customers: int, html: str | None) -> None:

@@ -93,13 +93,16 @@ def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluati
     if not customers_since:
         return evaluation
     window_start = min(customers_since.values())
-    limits = dict(Customer.objects.filter(pk__any=list(customers_since)).values_list("pk", "overdraft_limit"))
+    limits = dict(
+        Customer.objects.filter(pk__any=list(customers_since)).order_by().values_list("pk", "overdraft_limit")
+    )
     # Opening balance = the materialized balance minus the movements walked, the balance
     # read in the same statement (one snapshot): its cost does not grow with the
     # customer's history, as a sum of every earlier movement would.
-    balance_now = Customer.objects.filter(pk=OuterRef("customer_id")).values("balance")[:1]
+    balance_now = Customer.objects.filter(pk=OuterRef("customer_id")).order_by().values("balance")[:1]
     rows = (
         BalanceMovement.objects.filter(customer_id__any=list(customers_since), occurred_at__gte=window_start)
+        .order_by()  # walked in _balance_order below
         .annotate(balance_now=Subquery(balance_now))
         .values_list(
             "customer_id",
@@ -156,7 +159,7 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
         return evaluation
     customer_ids = {c for c, _ in customer_days}
     dates = {d for _, d in customer_days}
-    daily_max = dict(Customer.objects.filter(pk__any=list(customer_ids)).values_list("pk", "daily_max"))
+    daily_max = dict(Customer.objects.filter(pk__any=list(customer_ids)).order_by().values_list("pk", "daily_max"))
     # A customer without a maximum is never flagged: their days are not walked, and only
     # a flag left from when they had one is cleared (normally none: one indexed read).
     unlimited = {c for c in customer_ids if daily_max[c] is None}
@@ -167,21 +170,25 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
                 code=FlagCode.DAILY_MAX_EXCEEDED,
                 sale__customer_id__any=list(unlimited),
                 sale__business_date__in=dates,
-            ).values_list("sale_id", "sale__customer_id", "sale__business_date")
+            )
+            .order_by()
+            .values_list("sale_id", "sale__customer_id", "sale__business_date")
             if (customer_id, business_date) in customer_days
         )
     limited = customer_ids - unlimited
     sales = [
         row
-        for row in Sale.objects.filter(customer_id__any=list(limited), business_date__in=dates).values_list(
-            "customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk"
-        )
+        for row in Sale.objects.filter(customer_id__any=list(limited), business_date__in=dates)
+        .order_by()  # walked in time of sale below
+        .values_list("customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk")
         if (row[0], row[1]) in customer_days
     ]
     lines: dict[UUID, list[LineFacts]] = defaultdict(list)
-    for sale_id, position, quantity, unit_price, sku, unit_type in SaleLine.objects.filter(
-        sale_id__any=[row[5] for row in sales]
-    ).values_list("sale_id", "position", "quantity", "unit_price", "product__sku", "product__unit_type"):
+    for sale_id, position, quantity, unit_price, sku, unit_type in (
+        SaleLine.objects.filter(sale_id__any=[row[5] for row in sales])
+        .order_by()  # each sale's lines are sorted by position below
+        .values_list("sale_id", "position", "quantity", "unit_price", "product__sku", "product__unit_type")
+    ):
         lines[sale_id].append(
             LineFacts(
                 index=position,

@@ -139,6 +139,7 @@ def negative_stock_recompute(*, pairs_since: dict[Pair, datetime]) -> FlagEvalua
         for row in StockMovement.objects.filter(
             node_id__in=node_ids, product_id__in=product_ids, occurred_at__gte=window_start
         )
+        .order_by()  # walked in _movement_order below
         .annotate(stock_now=Subquery(stock))
         .values_list(
             "node_id",
@@ -338,9 +339,13 @@ def _episodes_store(
     product_ids = {p for _, p in starts}
     stale_open: list[int] = []
     stale_resolved: set[int] = set()
-    for pk, node_id, product_id, starting_sale, started_at, status in NegativeStockEvent.objects.filter(
-        node_id__in=node_ids, product_id__in=product_ids, started_at__gte=window_start
-    ).values_list("pk", "node_id", "product_id", "starting_sale_id", "started_at", "status"):
+    for pk, node_id, product_id, starting_sale, started_at, status in (
+        NegativeStockEvent.objects.filter(
+            node_id__in=node_ids, product_id__in=product_ids, started_at__gte=window_start
+        )
+        .order_by()
+        .values_list("pk", "node_id", "product_id", "starting_sale_id", "started_at", "status")
+    ):
         start = starts.get((node_id, product_id))
         if start is None or started_at < start or (node_id, product_id, starting_sale) in fresh_keys:
             continue
@@ -378,9 +383,9 @@ def _episodes_store(
     )
     ids: dict[tuple, int] = {
         (n, p, s): pk
-        for pk, n, p, s in NegativeStockEvent.objects.filter(
-            starting_sale_id__in={e.starting_sale for e in episodes}
-        ).values_list("pk", "node_id", "product_id", "starting_sale_id")
+        for pk, n, p, s in NegativeStockEvent.objects.filter(starting_sale_id__in={e.starting_sale for e in episodes})
+        .order_by()
+        .values_list("pk", "node_id", "product_id", "starting_sale_id")
     }
     for episode in episodes:
         episode.event_id = ids[(episode.node_id, episode.product_id, episode.starting_sale)]

@@ -25,6 +25,7 @@ much CPU as the rest of the insert. One string per column is quoted once.
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -116,7 +117,10 @@ def _aware_datetime_text(value: datetime.datetime) -> str:
     return value.isoformat()
 
 
-def _not_plain(value: Any) -> str:
+def _other_text(value: Any) -> str:
+    # A str subclass (a TextChoices member) is written as its text, as the driver would.
+    if isinstance(value, str):
+        return _quoted(value)
     raise _NotPlain
 
 
@@ -145,7 +149,7 @@ def array_param(values: Sequence[Any]) -> str | list[Any]:
         return "{" + ",".join(map(str, values)) + "}"
     text = _ARRAY_TEXT
     try:
-        return "{" + ",".join([text.get(type(value), _not_plain)(value) for value in values]) + "}"
+        return "{" + ",".join([text.get(type(value), _other_text)(value) for value in values]) + "}"
     except _NotPlain:
         return list(values)
 
@@ -155,9 +159,15 @@ def _column_values(field: models.Field, values: list[Any]) -> list[Any]:
     value is already of a type the driver takes as it is (a batch's ids, amounts, codes)."""
     if connection.vendor == "postgresql":
         target = field.target_field if field.is_relation else field
-        plain = _PLAIN_TYPES.get(target.get_internal_type())
+        internal = target.get_internal_type()
+        plain = _PLAIN_TYPES.get(internal)
         if plain is not None and set(map(type, values)) <= {*plain, type(None)}:
             return values
+        if internal == "JSONField" and set(map(type, values)) <= {dict, list}:
+            # The JSON text Django's adapter would send (json.dumps with the field's
+            # encoder), as strings: the column's array literal quotes them once, where
+            # psycopg would check every element of a list of Jsonb with a regular expression.
+            return [json.dumps(value, cls=target.encoder) for value in values]
     adapt = _db_value(field)
     return [adapt(value) for value in values]
 

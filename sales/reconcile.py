@@ -112,7 +112,9 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         raise RuntimeError("sales_chunk_reconcile must run inside a transaction")
     sales = {
         row["pk"]: row
-        for row in Sale.objects.filter(pk__any=list(sale_ids)).values(
+        for row in Sale.objects.filter(pk__any=list(sale_ids))
+        .order_by()
+        .values(
             "pk",
             "node_id",
             "terminal_id",
@@ -131,7 +133,10 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     nodes_lock(node_ids=[s["node_id"] for s in sales.values()])
 
     lines = list(
-        SaleLine.objects.filter(sale_id__any=list(sales)).values_list(
+        # By the line's own columns: the model's default order joins and sorts by the sale.
+        SaleLine.objects.filter(sale_id__any=list(sales))
+        .order_by("sale_id", "position")
+        .values_list(
             "pk",
             "sale_id",
             "quantity",
@@ -165,9 +170,11 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     customers_lock(customer_ids=customer_ids)
     paygo: list[SalePaymentEffect] = []
     units: list[SalePaymentEffect] = []
-    for pk, sale_id, method, amount, unit_type in Payment.objects.filter(
-        sale_id__any=list(sales), method__in=[PaymentMethod.PAYGO, PaymentMethod.UNITS]
-    ).values_list("pk", "sale_id", "method", "amount", "unit_type"):
+    for pk, sale_id, method, amount, unit_type in (
+        Payment.objects.filter(sale_id__any=list(sales), method__in=[PaymentMethod.PAYGO, PaymentMethod.UNITS])
+        .order_by("sale_id", "position")
+        .values_list("pk", "sale_id", "method", "amount", "unit_type")
+    ):
         sale = sales[sale_id]
         if sale["customer_id"] is None:
             logger.warning("sale %s has a %s payment without a customer; skipped", sale_id, method)

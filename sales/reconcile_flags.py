@@ -76,9 +76,9 @@ def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
         if not evaluation.evaluated:
             continue
         stored = dict(
-            SaleFlag.objects.filter(code=evaluation.code, sale_id__any=list(evaluation.evaluated)).values_list(
-                "sale_id", "detail"
-            )
+            SaleFlag.objects.filter(code=evaluation.code, sale_id__any=list(evaluation.evaluated))
+            .order_by()
+            .values_list("sale_id", "detail")
         )
         cleared = [sale_id for sale_id in stored if sale_id not in evaluation.flagged]
         if cleared:

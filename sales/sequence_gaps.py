@@ -46,6 +46,7 @@ def sequence_gaps_recompute(*, terminal_seqs: Mapping[int, Iterable[int]]) -> in
     stretches = {
         terminal_id: (first if first is not None else low, last if last is not None else high)
         for terminal_id, low, high, first, last in Terminal.objects.filter(pk__in=bounds)
+        .order_by()
         .annotate(low=bound(0), high=bound(1))
         .annotate(first=Subquery(below[:1]), last=Subquery(above[:1]))
         .values_list("pk", "low", "high", "first", "last")
@@ -58,6 +59,7 @@ def sequence_gaps_recompute(*, terminal_seqs: Mapping[int, Iterable[int]]) -> in
         inside |= Q(terminal_id=terminal_id, seq__gte=first, seq__lte=last)
     gaps = (
         Sale.objects.filter(inside)
+        .order_by()
         .annotate(next_seq=Window(Lead("seq"), partition_by=[F("terminal_id")], order_by=F("seq").asc()))
         .filter(next_seq__gt=F("seq") + 1)
         .values_list("terminal_id", "seq", "next_seq")

@@ -21,7 +21,7 @@ from inventory.ledger import stock_movements_post
 from inventory.models import NodeStock, Product, StockMovement, StockMovementKind
 from nodes.models import Node
 from paygo.bulk_insert import columns_insert, rows_insert
-from sales.models import Payment, Sale, SaleLine
+from sales.models import FlagCode, Payment, Sale, SaleFlag, SaleLine
 from sales.reconcile_locks import unreconciled_sales_lock
 from tests.sales.stored_sales import SaleSpec, stored_sales_create
 
@@ -193,6 +193,32 @@ def test_columns_insert_stores_strings_that_need_quoting_exactly(demo, at, djang
         )
     stored = dict(Payment.objects.filter(sale=sale, position__gte=10).values_list("position", "unit_type"))
     assert [stored[p] for p in positions] == texts
+
+
+def test_columns_insert_stores_json_and_choices_exactly(demo, at, django_assert_num_queries):
+    # JSON details and TextChoices members travel as quoted text in the array literals too:
+    # nested quotes, backslashes, braces, non-ASCII and JSON null must come back as sent.
+    sales = stored_sales_create(
+        [SaleSpec(terminal="N1-CAJA-01", occurred_at=at(i), lines=(("SKU-JUGO", 1),)) for i in range(3)]
+    )
+    details = [
+        {"note": 'dijo "hola" \\ {y} [z]', "n": 1.5, "none": None},
+        {"lista": ["a,b", "ñandú ü 😀", "\u2028"], "vacío": {}},
+        [],
+    ]
+    with django_assert_num_queries(1):
+        columns_insert(
+            SaleFlag,
+            {
+                "sale": [sale.pk for sale in sales],
+                "code": [FlagCode.CLOCK_SKEW] * 3,
+                "detail": details,
+                "created_at": [timezone.now()] * 3,
+            },
+        )
+    stored = dict(SaleFlag.objects.filter(sale__in=sales).values_list("sale_id", "detail"))
+    assert [stored[sale.pk] for sale in sales] == details
+    assert set(SaleFlag.objects.filter(sale__in=sales).values_list("code", flat=True)) == {"clock_skew"}
 
 
 def test_any_lookup_reads_a_list_of_ids_in_one_query(demo, at, django_assert_num_queries):
