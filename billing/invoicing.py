@@ -291,14 +291,22 @@ class _DeferredSale:
 _DEFERRED_VALUES = ("pk", "occurred_at", "terminal_id", "seq", "business_date", "institution_id", "node_id")
 
 
+def _deferred_sale(
+    pk: UUID,
+    occurred_at: datetime,
+    terminal_id: int,
+    seq: int,
+    business_date: date,
+    institution_id: int,
+    node_id: int,
+    level: str,
+) -> _DeferredSale:
+    owner = _Owner(level, institution_id, node_id if level == NumberingLevel.NODE else None)
+    return _DeferredSale(pk, occurred_at, terminal_id, seq, business_date, owner)
+
+
 def _deferred_rows(queryset: QuerySet[Sale]) -> list[_DeferredSale]:
-    rows = []
-    for pk, occurred_at, terminal_id, seq, business_date, institution_id, node_id, level in queryset.values_list(
-        *_DEFERRED_VALUES, "node__invoice_numbering_level"
-    ):
-        owner = _Owner(level, institution_id, node_id if level == NumberingLevel.NODE else None)
-        rows.append(_DeferredSale(pk, occurred_at, terminal_id, seq, business_date, owner))
-    return rows
+    return [_deferred_sale(*row) for row in queryset.values_list(*_DEFERRED_VALUES, "node__invoice_numbering_level")]
 
 
 def _deferred_sales(sale_ids: list[UUID]) -> list[_DeferredSale]:
@@ -333,9 +341,7 @@ def invoices_pending_count() -> int:
     return Sale.objects.filter(PENDING_Q).count()
 
 
-def invoices_deferred_assign(
-    *, sale_ids: Iterable[UUID | str], reconciled_at: datetime | None = None, sales_locked: bool = False
-) -> int:
+def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
     """Number the OFFLINE sales among ``sale_ids`` that arrived without an invoice, and
     the owners' pending backlog with them.
 
@@ -354,14 +360,6 @@ def invoices_deferred_assign(
     ``pk`` order, until the transaction ends (its own, or the caller's if there is one);
     the sales still unnumbered are read only after the locks are held.
 
-    ``sales_locked`` (reconciliation): the caller holds the row locks of ``sale_ids`` and
-    they are unreconciled, so no other run can number them (the pending run takes only
-    reconciled sales): they are read once, before the resolution locks, not again after.
-
-    ``reconciled_at`` (reconciliation): also written on the numbered sales that have none
-    yet, in the same statement as their numbers, so a reconcile chunk writes each of its
-    sales once (on PostgreSQL; the caller still marks the rest).
-
     Idempotent: already-numbered sales are skipped, so a second run changes nothing. Two
     concurrent runs are serialized by the resolution locks, the second sees what the
     first committed, so no sale gets two numbers; ``sale_invoice_number_unique`` makes
@@ -379,12 +377,29 @@ def invoices_deferred_assign(
         candidates = _deferred_sales(ids)
         if not candidates:
             return 0
-        return _owners_number(
-            owners={sale.owner for sale in candidates},
-            sale_ids=[s.pk for s in candidates],
-            reconciled_at=reconciled_at,
-            read=candidates if sales_locked else None,
-        )
+        return _owners_number(owners={sale.owner for sale in candidates}, sale_ids=[s.pk for s in candidates])
+
+
+def invoices_reconciled_assign(*, sales: Iterable[tuple], reconciled_at: datetime) -> int:
+    """:func:`invoices_deferred_assign` for a reconcile chunk, with what it already read.
+
+    ``sales``: ``(pk, occurred_at, terminal_id, seq, business_date, institution_id,
+    node_id, node's numbering level)`` of sales that :func:`invoice_deferred` says wait
+    for a number. The caller holds their row locks and they are unreconciled, so no other
+    run can number them (the pending run takes only reconciled sales): they are not read
+    again. ``reconciled_at`` is written on the numbered ones in the same statement as
+    their numbers (on PostgreSQL), so the chunk writes each of those sales once; the
+    caller marks the rest. Same numbering, locks and warnings otherwise.
+    """
+    candidates = [_deferred_sale(*row) for row in sales]
+    if not candidates:
+        return 0
+    return _owners_number(
+        owners={sale.owner for sale in candidates},
+        sale_ids=[s.pk for s in candidates],
+        reconciled_at=reconciled_at,
+        read=candidates,
+    )
 
 
 def invoices_pending_assign() -> int:

@@ -12,14 +12,26 @@ Registered for every field and every foreign key (whose lookups Django keeps apa
 from __future__ import annotations
 
 from django.core.exceptions import EmptyResultSet
+from django.db.models.expressions import ColPairs
 from django.db.models.fields.related_lookups import RelatedIn
 from django.db.models.lookups import In
 
-from paygo.bulk_insert import array_param
+from paygo.bulk_insert import array_param, values_plain
 
 
 class _AnyArray:
     lookup_name = "any"
+
+    def get_prep_lookup(self):
+        # A list of plain ids (the usual case) is already what Django's preparation of each
+        # value, one call per value (twice for a foreign key), would return.
+        if (
+            isinstance(self.rhs, (list, tuple))
+            and not isinstance(self.lhs, ColPairs)
+            and values_plain(self.lhs.output_field, self.rhs)
+        ):
+            return list(self.rhs)
+        return super().get_prep_lookup()
 
     def as_postgresql(self, compiler, connection):
         if not self.rhs_is_direct_value():

@@ -71,6 +71,14 @@ _PLAIN_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def values_plain(field: models.Field, values: Sequence[Any]) -> bool:
+    """Every value is of a type that the field's ``get_prep_value`` and (on PostgreSQL)
+    ``get_db_prep_save`` return unchanged: ids as ints or UUIDs, codes as strings."""
+    target = field.target_field if field.is_relation else field
+    plain = _PLAIN_TYPES.get(target.get_internal_type())
+    return plain is not None and set(map(type, values)) <= {*plain, type(None)}
+
+
 def _db_value(field: models.Field) -> Callable[[Any], Any]:
     """A fast equivalent of ``field.get_db_prep_save(value, connection)``: on PostgreSQL a
     value of a type the driver adapts exactly as Django would goes through unchanged
@@ -158,12 +166,10 @@ def _column_values(field: models.Field, values: list[Any]) -> list[Any]:
     """``values`` adapted as :func:`_db_value` would, without a call per value when every
     value is already of a type the driver takes as it is (a batch's ids, amounts, codes)."""
     if connection.vendor == "postgresql":
-        target = field.target_field if field.is_relation else field
-        internal = target.get_internal_type()
-        plain = _PLAIN_TYPES.get(internal)
-        if plain is not None and set(map(type, values)) <= {*plain, type(None)}:
+        if values_plain(field, values):
             return values
-        if internal == "JSONField" and set(map(type, values)) <= {dict, list}:
+        target = field.target_field if field.is_relation else field
+        if target.get_internal_type() == "JSONField" and set(map(type, values)) <= {dict, list}:
             # The JSON text Django's adapter would send (json.dumps with the field's
             # encoder), as strings: the column's array literal quotes them once, where
             # psycopg would check every element of a list of Jsonb with a regular expression.

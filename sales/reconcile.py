@@ -27,7 +27,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from billing.invoicing import invoice_deferred, invoices_deferred_assign
+from billing.invoicing import invoice_deferred, invoices_reconciled_assign
 from billing.reconcile import (
     SalePaymentEffect,
     daily_max_recompute,
@@ -97,7 +97,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     Must run inside the transaction holding the sales' locks. Takes the node locks, then
     the customer locks (pk order, :mod:`sales.reconcile_locks`), and last the invoice
     resolutions of the offline sales numbered here (``FOR UPDATE``, pk order, inside
-    :func:`~billing.invoicing.invoices_deferred_assign`; online sales take the same row
+    :func:`~billing.invoicing.invoices_reconciled_assign`; online sales take the same row
     last too, so there is no cycle). Side effects: sale stock movements and node stock,
     negative-stock events, sale balance and unit movements (balances, units, balance
     feed), the reconciliation flags, comandas, sequence gaps, deferred invoice numbers
@@ -123,6 +123,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             "occurred_at",
             "received_at",
             "business_date",
+            "institution_id",
             "offline",
             "invoice_number",
             "node__invoice_numbering_level",
@@ -224,7 +225,16 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         terminal_seqs[s["terminal_id"]].append(s["seq"])
     sequence_gaps_recompute(terminal_seqs=terminal_seqs)
     deferred = [
-        pk
+        (
+            pk,
+            s["occurred_at"],
+            s["terminal_id"],
+            s["seq"],
+            s["business_date"],
+            s["institution_id"],
+            s["node_id"],
+            s["node__invoice_numbering_level"],
+        )
         for pk, s in sales.items()
         if invoice_deferred(
             offline=s["offline"],
@@ -233,10 +243,9 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         )
     ]
     now = timezone.now()
-    if deferred:
-        # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
-        # Those numbered get reconciled_at with their number, in the same row write.
-        invoices_deferred_assign(sale_ids=deferred, reconciled_at=now, sales_locked=True)
+    # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
+    # Those numbered get reconciled_at with their number, in the same row write.
+    invoices_reconciled_assign(sales=deferred, reconciled_at=now)
     Sale.objects.filter(pk__any=list(sales), reconciled_at__isnull=True).update(reconciled_at=now)
 
 

@@ -229,6 +229,11 @@ def test_any_lookup_reads_a_list_of_ids_in_one_query(demo, at, django_assert_num
     with django_assert_num_queries(1) as captured:
         found = set(Sale.objects.filter(pk__any=wanted).values_list("pk", flat=True))
     assert found == {sales[0].pk, sales[2].pk}
+    # Ids as text (not UUIDs) take Django's own preparation of each value, and still match.
+    assert set(Sale.objects.filter(pk__any=[str(sales[1].pk)]).values_list("pk", flat=True)) == {sales[1].pk}
+    assert set(SaleLine.objects.filter(sale_id__any=[str(sales[1].pk)]).values_list("sale_id", flat=True)) == {
+        sales[1].pk
+    }
     if connection.vendor == "postgresql":
         assert "= ANY(" in captured.captured_queries[0]["sql"]
     assert not Sale.objects.filter(pk__any=[]).exists()
