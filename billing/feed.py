@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from billing.models import BalanceFeed, Customer
 
@@ -27,11 +26,23 @@ def balance_feed_next_seq(*, institution_id: int) -> int:
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("balance_feed_next_seq must run inside a transaction")
-    BalanceFeed.objects.get_or_create(institution_id=institution_id)
-    updated = BalanceFeed.objects.filter(institution_id=institution_id).update(last_seq=F("last_seq") + 1)
-    assert updated == 1
-    # The UPDATE above holds the row lock until commit on PostgreSQL; SQLite has one writer.
-    return BalanceFeed.objects.values_list("last_seq", flat=True).get(institution_id=institution_id)
+    opts = BalanceFeed._meta
+    quote = connection.ops.quote_name
+    last_seq = quote(opts.get_field("last_seq").column)
+    # One statement in the usual case (the row exists). The UPDATE holds the row lock until
+    # commit on PostgreSQL; SQLite has one writer. Both return the new value (RETURNING).
+    sql = (
+        f"UPDATE {quote(opts.db_table)} SET {last_seq} = {last_seq} + 1"
+        f" WHERE {quote(opts.get_field('institution').column)} = %s RETURNING {last_seq}"
+    )
+    for _ in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [institution_id])
+            row = cursor.fetchone()
+        if row is not None:
+            return row[0]
+        BalanceFeed.objects.get_or_create(institution_id=institution_id)
+    raise RuntimeError(f"no balance feed row for institution {institution_id}")
 
 
 def customers_touch(*, institution_id: int, customer_ids: Iterable[int]) -> int | None:
