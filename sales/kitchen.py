@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework import status as http_status
 
 from nodes.models import Node
+from paygo.bulk_insert import columns_insert
 from paygo.errors import ApplicationError
 from sales.models import Comanda, ComandaStatus
 
@@ -53,19 +54,23 @@ def comandas_create(*, sales: Iterable[ComandaSale]) -> int:
     rerun or a concurrent run leaves one comanda per sale. Locks: none. Returns the
     number of sales considered.
     """
-    rows = [
-        Comanda(
-            sale_id=sale.sale_id,
-            node_id=sale.node_id,
-            occurred_at=sale.occurred_at,
-            received_at=sale.received_at,
-            late=sale.offline,
-            items=[{"sku": sku, "name": name, "quantity": str(quantity)} for sku, name, quantity in sale.items],
-        )
-        for sale in sales
-        if sale.items
-    ]
-    Comanda.objects.bulk_create(rows, ignore_conflicts=True)
+    rows = [sale for sale in sales if sale.items]
+    columns_insert(
+        Comanda,
+        {
+            "sale": [sale.sale_id for sale in rows],
+            "node": [sale.node_id for sale in rows],
+            "occurred_at": [sale.occurred_at for sale in rows],
+            "received_at": [sale.received_at for sale in rows],
+            "late": [sale.offline for sale in rows],
+            "status": [ComandaStatus.PENDING.value] * len(rows),
+            "items": [
+                [{"sku": sku, "name": name, "quantity": str(quantity)} for sku, name, quantity in sale.items]
+                for sale in rows
+            ],
+        },
+        on_conflict_do_nothing=True,
+    )
     return len(rows)
 
 
