@@ -15,7 +15,8 @@ from decimal import Decimal
 from itertools import groupby
 from uuid import UUID
 
-from django.db.models import OuterRef, Subquery
+from django.db import connection
+from django.db.models import DecimalField, F, OuterRef, Subquery, Sum
 
 from billing.ledger import sale_balance_movements_post, sale_unit_movements_post
 from billing.models import BalanceMovement, Customer
@@ -25,6 +26,7 @@ from sales.rules import CustomerFacts, LineFacts, PaymentFacts
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
+ONE = Decimal("1")
 
 
 @dataclass(frozen=True)
@@ -183,36 +185,40 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
         .values_list("customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk")
         if (row[0], row[1]) in customer_days
     ]
-    lines: dict[UUID, list[LineFacts]] = defaultdict(list)
-    for sale_id, position, quantity, unit_price, sku, unit_type in (
-        SaleLine.objects.filter(sale_id__any=[row[5] for row in sales])
-        .order_by()  # each sale's lines are sorted by position below
-        .values_list("sale_id", "position", "quantity", "unit_price", "product__sku", "product__unit_type")
-    ):
-        lines[sale_id].append(
-            LineFacts(
-                index=position,
-                sku=sku,
-                quantity=quantity,
-                unit_price=unit_price,
-                tracks_inventory=False,
-                unit_type=unit_type,
-            )
-        )
+    amounts = _sale_amounts([row[5] for row in sales])
     spent: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
     for customer_id, business_date, _occurred_at, _terminal, _seq, sale_id in sorted(
         sales, key=lambda r: (r[2], r[3], r[4])
     ):
-        sale_lines = sorted(lines[sale_id], key=lambda line: line.index)
+        amount = amounts.get(sale_id, ZERO)
         before = spent[(customer_id, business_date)]
         flags = time_ordered_flags(
-            lines=sale_lines,
+            # The daily maximum reads only what the sale adds up to (SaleFacts.total), so
+            # one line of that amount stands for the sale's lines.
+            lines=[LineFacts(index=0, sku="", quantity=ONE, unit_price=amount, tracks_inventory=False)],
             customer=CustomerFacts(daily_max=daily_max[customer_id], spent_today_before=before),
         )
-        spent[(customer_id, business_date)] = before + sum(
-            (li.quantity * li.unit_price for li in sale_lines), ZERO
-        ).quantize(CENT)
+        spent[(customer_id, business_date)] = before + amount.quantize(CENT)
         evaluation.evaluated.add(sale_id)
         if FlagCode.DAILY_MAX_EXCEEDED in flags:
             evaluation.flagged[sale_id] = flags[FlagCode.DAILY_MAX_EXCEEDED]
     return evaluation
+
+
+def _sale_amounts(sale_ids: list[UUID]) -> dict[UUID, Decimal]:
+    """Σ quantity × unit_price of each sale's lines, exact: what ``SaleFacts.total`` adds.
+
+    On PostgreSQL summed by the database (``numeric`` arithmetic is exact, as Decimal's
+    is), one row per sale instead of one per line. SQLite keeps decimals as floating
+    point, so there the lines are read and summed as Decimals."""
+    lines = SaleLine.objects.filter(sale_id__any=sale_ids).order_by()
+    if connection.vendor == "postgresql":
+        return dict(
+            lines.values("sale_id")
+            .annotate(amount=Sum(F("quantity") * F("unit_price"), output_field=DecimalField()))
+            .values_list("sale_id", "amount")
+        )
+    amounts: dict[UUID, Decimal] = defaultdict(Decimal)
+    for sale_id, quantity, unit_price in lines.values_list("sale_id", "quantity", "unit_price"):
+        amounts[sale_id] += quantity * unit_price
+    return amounts

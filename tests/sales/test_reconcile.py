@@ -269,6 +269,9 @@ def test_daily_max_flags_the_sale_that_passes_it_in_time_of_sale_not_arrival(dem
     assert flags(s_a, s_b, s_c, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True, True]
     detail = SaleFlag.objects.get(sale=s_b, code=FlagCode.DAILY_MAX_EXCEEDED).detail
     assert (Decimal(detail["before"]), Decimal(detail["after"])) == (Decimal("9000"), Decimal("21000"))
+    # Written exactly as sales.rules words it from the lines (quantity × unit price keeps
+    # their decimals), on either database.
+    assert (detail["before"], detail["after"]) == ("9000.00", "21000.00000")
 
 
 def test_overdraft_moves_to_the_sale_that_really_went_past_the_limit(demo, at):
