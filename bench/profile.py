@@ -161,8 +161,10 @@ def statements_timed(run, label: str) -> None:
         count = run()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     sql = sum(seconds for _, seconds in totals.values())
-    print(f"\n=== {label}: {count} sales in {elapsed:.2f} s ({count / elapsed:.0f} sales/s); SQL {sql:.2f} s, "
-          f"Python CPU {cpu:.2f} s")
+    print(
+        f"\n=== {label}: {count} sales in {elapsed:.2f} s ({count / elapsed:.0f} sales/s); SQL {sql:.2f} s, "
+        f"Python CPU {cpu:.2f} s"
+    )
     for key, (calls, seconds) in sorted(totals.items(), key=lambda item: -item[1][1])[:30]:
         print(f"{seconds * 1000:9.0f} ms {calls:6d}x  {key}")
 

@@ -639,9 +639,12 @@ def ingest_then_reconcile(
 
 
 def reconcile_all() -> dict:
+    from paygo.collector import collector_tune
     from sales.models import Sale
     from sales.reconcile import sales_reconcile
 
+    # Reconcile runs here, in-process, with the collector set as a worker process sets it.
+    collector_tune()
     pending = Sale.objects.filter(reconciled_at__isnull=True).count()
     cpu0 = cpu_seconds(SERVER_ROOTS[1:]) + time.process_time()
     t0 = time.perf_counter()

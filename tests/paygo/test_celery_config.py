@@ -1,5 +1,8 @@
 """The Celery app is configured from settings as DESIGN principle 3 asks."""
 
+import gc
+
+from celery.signals import worker_process_init
 from django.db import InterfaceError, OperationalError
 
 from paygo.celery import app
@@ -43,3 +46,16 @@ def test_redis_redelivers_a_dead_workers_task_after_the_time_limit_not_an_hour()
     # Publishing still fails fast when Redis is down.
     assert options["max_retries"] == 1
     assert options["socket_timeout"] <= 2
+
+
+def test_worker_processes_keep_the_loaded_apps_out_of_the_collector():
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    try:
+        worker_process_init.send(sender=None)
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold()[0] == 50_000
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
