@@ -178,6 +178,19 @@ def _column_values(field: models.Field, values: list[Any]) -> list[Any]:
     return [adapt(value) for value in values]
 
 
+# Types whose equal values are also written the same (not Decimal: 1.5 == 1.50; not
+# dicts: {"a": 1} == {"a": 1.0} yet jsonb keeps them apart).
+_UNIFORM_TYPES = frozenset({type(None), bool, int, str, uuid.UUID, datetime.date, datetime.datetime})
+
+
+def _uniform(values: list[Any]) -> bool:
+    """True if every value is the first one, of the same type, and of a type whose equal
+    values are written the same."""
+    first = values[0]
+    kind = type(first)
+    return kind in _UNIFORM_TYPES and values.count(first) == len(values) and all(type(v) is kind for v in values)
+
+
 def objects_insert(model: type[models.Model], objs: Sequence[models.Model]) -> list[models.Model]:
     """``bulk_create(objs)`` for the append-only ledgers: every concrete field but the
     auto primary key inserted in one statement (arrays on PostgreSQL), the new primary
@@ -245,11 +258,25 @@ def columns_insert(
     arrays = [_column_values(f, values) for f, values in zip(fields, columns.values(), strict=True)]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One statement, one array parameter per column, whatever the row count.
-            casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            # One statement, one array parameter per column, whatever the row count; a
+            # column holding the same value in every row (a batch's terminal, node and time
+            # of receipt, its empty invoice fields) is one scalar parameter instead, so
+            # neither side writes or parses that value once per row.
+            selected, scalars, casts, arrays_sent = [], [], [], []
+            for field, values in zip(fields, arrays, strict=True):
+                db_type = field.db_type(connection)
+                if _uniform(values) and (casts or field is not fields[-1]):
+                    selected.append(f"%s::{db_type}")
+                    scalars.append(values[0])
+                else:
+                    selected.append(f"u.c{len(casts)}")
+                    casts.append(f"%s::{db_type}[]")
+                    arrays_sent.append(array_param(values))
+            aliases = ", ".join(f"c{i}" for i in range(len(casts)))
             cursor.execute(
-                f"INSERT INTO {table} ({column_sql}) SELECT * FROM unnest({casts}){suffix}",
-                [array_param(values) for values in arrays],
+                f"INSERT INTO {table} ({column_sql}) SELECT {', '.join(selected)} "
+                f"FROM unnest({', '.join(casts)}) AS u({aliases}){suffix}",
+                [*scalars, *arrays_sent],
             )
             return [tuple(row) for row in cursor.fetchall()] if return_fields else []
         rows = list(zip(*arrays, strict=True))

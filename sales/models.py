@@ -46,12 +46,17 @@ class Sale(models.Model):
     """
 
     id = models.UUIDField("id", primary_key=True, default=uuid.uuid4, editable=False)
+    # Every index is written by each sale a batch inserts, and again by its reconcile
+    # UPDATE (never HOT: it sets reconciled_at, which the partial indexes test). So
+    # institution, batch and invoice_resolution have no index of their own: nothing reads
+    # sales by institution or by batch (only deleting one would, a rare admin action that
+    # may scan), and the lookups by resolution (numbers used, highest number) are served by
+    # sale_invoice_number_unique, since a sale has a resolution exactly when it has a number.
     institution = models.ForeignKey(
-        Institution, on_delete=models.PROTECT, related_name="sales", verbose_name="institución"
+        Institution, on_delete=models.PROTECT, related_name="sales", verbose_name="institución", db_index=False
     )
     # node, terminal and customer have no single-column index of their own: the composite
-    # indexes below lead with them and serve those lookups, and every index is written by
-    # each sale a batch inserts.
+    # indexes below lead with them and serve those lookups.
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="sales", verbose_name="nodo", db_index=False)
     terminal = models.ForeignKey(
         Terminal, on_delete=models.PROTECT, related_name="sales", verbose_name="AP", db_index=False
@@ -66,7 +71,13 @@ class Sale(models.Model):
         db_index=False,
     )
     batch = models.ForeignKey(
-        UploadBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="sales", verbose_name="lote"
+        UploadBatch,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="sales",
+        verbose_name="lote",
+        db_index=False,
     )
     seq = models.BigIntegerField("seq")
     occurred_at = models.DateTimeField("fecha de venta")
@@ -85,6 +96,7 @@ class Sale(models.Model):
         blank=True,
         related_name="sales",
         verbose_name="resolución",
+        db_index=False,
     )
     invoice_prefix = models.CharField("prefijo", max_length=8, blank=True)
     invoice_number = models.PositiveBigIntegerField("consecutivo", null=True, blank=True)
