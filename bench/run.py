@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import gzip
 import io
 import json
@@ -838,6 +839,44 @@ def balances_institution(size: int, rng: random.Random) -> tuple[int, str]:
     return inst.pk, key
 
 
+def balances_snapshot(client, url: str, limit: int | None = None) -> dict:
+    """Every page of a full snapshot, as a terminal pulls it: each page parsed (with orjson)
+    before the next is asked for with its cursor. Wall time, and the CPU time of the client
+    and of the server processes (gunicorn; PostgreSQL when started here)."""
+    import orjson
+
+    params = {"limit": limit} if limit else {}
+    bodies = []
+    pages = customers = 0
+    web0, server0, client0 = cpu_seconds(WEB_ROOTS), cpu_seconds(SERVER_ROOTS), time.process_time()
+    t0 = time.perf_counter()
+    r = client.get(f"{url}/api/v1/pos/balances", params=params)
+    while True:
+        assert r.status_code == 200, r.text[:200]
+        # A terminal parses with a fast JSON parser too; the stdlib's would add
+        # ~20 ms of client time per 1 MB page to what is meant as server time.
+        data = orjson.loads(r.content)
+        bodies.append(r.content)
+        pages += 1
+        customers += len(data["customers"])
+        if not data["has_more"]:
+            break
+        r = client.get(f"{url}/api/v1/pos/balances", params={**params, "cursor": data["cursor"]})
+    seconds = time.perf_counter() - t0
+    client_cpu = time.process_time() - client0
+    web_cpu, server_cpu = cpu_seconds(WEB_ROOTS) - web0, cpu_seconds(SERVER_ROOTS) - server0
+    return {
+        "seconds": seconds,
+        "pages": pages,
+        "customers": customers,
+        "cursor": data["cursor"],
+        "bodies": bodies,
+        "client_cpu_s": client_cpu,
+        "web_cpu_s": web_cpu,
+        "postgres_cpu_s": server_cpu - web_cpu if SERVER_ROOTS[1:] else None,
+    }
+
+
 def balances_bench(url: str, size: int, reps: int, delta_reps: int, rng: random.Random) -> dict:
     import httpx
     import orjson
@@ -845,34 +884,30 @@ def balances_bench(url: str, size: int, reps: int, delta_reps: int, rng: random.
 
     from billing.ledger import balance_movements_post
     from billing.models import BalanceMovement, BalanceMovementKind, Customer
+    from billing.selectors import BALANCES_MAX_LIMIT
 
     institution_id, key = balances_institution(size, rng)
     headers = {"Authorization": f"Bearer {key}", "Accept-Encoding": "identity"}
-    snapshots = []
-    cursor = None
+    snapshots, max_limit = [], []
+    # The client is this process, which holds Django, the fixture and what the earlier
+    # measurements left (~700,000 objects the cycle collector tracks); a terminal holds none
+    # of them. Parsing a page creates ~15,000 containers, enough to start full collections,
+    # which then walked all of that (~8 ms of client CPU a page). Frozen, they are left out;
+    # the parse and the collections of what it creates are still measured.
+    gc.collect()
+    gc.freeze()
     with httpx.Client(timeout=120, headers=headers) as client:
         for _ in range(reps):
-            t0 = time.perf_counter()
-            raw = gz = pages = customers = 0
-            r = client.get(f"{url}/api/v1/pos/balances")
-            bodies = []
-            while True:
-                assert r.status_code == 200, r.text[:200]
-                # A terminal parses with a fast JSON parser too; the stdlib's would add
-                # ~20 ms of client time per 1 MB page to what is meant as server time.
-                data = orjson.loads(r.content)
-                bodies.append(r.content)
-                pages += 1
-                customers += len(data["customers"])
-                if not data["has_more"]:
-                    break
-                r = client.get(f"{url}/api/v1/pos/balances", params={"cursor": data["cursor"]})
-            seconds = time.perf_counter() - t0
-            cursor = data["cursor"]
-            raw = sum(len(b) for b in bodies)
-            gz = sum(len(gzip.compress(b, 6)) for b in bodies)
-            assert customers == size, (customers, size)
-            snapshots.append({"seconds": seconds, "pages": pages, "raw_bytes": raw, "gzip_bytes": gz})
+            snapshot = balances_snapshot(client, url)
+            assert snapshot["customers"] == size, (snapshot["customers"], size)
+            snapshots.append(snapshot)
+            bigger = balances_snapshot(client, url, BALANCES_MAX_LIMIT)
+            assert bigger["customers"] == size, (bigger["customers"], size)
+            max_limit.append(bigger)
+        cursor = snapshots[-1]["cursor"]
+        bodies = snapshots[0]["bodies"]
+        for run in snapshots + max_limit:
+            del run["bodies"]
         ids = list(Customer.objects.filter(institution_id=institution_id).values_list("pk", flat=True))
         deltas = []
         for _ in range(delta_reps):
@@ -896,17 +931,40 @@ def balances_bench(url: str, size: int, reps: int, delta_reps: int, rng: random.
                 raise SystemExit(f"unexpected delta: {r.status_code} full={data.get('full')}")
             cursor = data["cursor"]
             deltas.append({"seconds": seconds, "raw_bytes": len(r.content)})
+    gc.unfreeze()
+
+    def cpu_ms_per_page(runs: list[dict], key: str) -> float | None:
+        values = [run[key] / run["pages"] * 1000 for run in runs if run[key] is not None]
+        return median(values) if values else None
+
     return {
         "customers": size,
         "snapshot_s": median([s["seconds"] for s in snapshots]),
         "snapshot_pages": snapshots[0]["pages"],
-        "snapshot_raw_bytes": snapshots[0]["raw_bytes"],
-        "snapshot_gzip_bytes": snapshots[0]["gzip_bytes"],
+        "snapshot_raw_bytes": sum(len(b) for b in bodies),
+        "snapshot_gzip_bytes": sum(len(gzip.compress(b, 6)) for b in bodies),
         "snapshot_runs_s": [s["seconds"] for s in snapshots],
+        "snapshot_cpu_ms_per_page": {
+            "client": cpu_ms_per_page(snapshots, "client_cpu_s"),
+            "web": cpu_ms_per_page(snapshots, "web_cpu_s"),
+            "postgres": cpu_ms_per_page(snapshots, "postgres_cpu_s"),
+        },
+        "snapshot_max_limit": BALANCES_MAX_LIMIT,
+        "snapshot_max_limit_s": median([s["seconds"] for s in max_limit]),
+        "snapshot_max_limit_pages": max_limit[0]["pages"],
+        "snapshot_max_limit_runs_s": [s["seconds"] for s in max_limit],
         "delta_1000_ms": median([d["seconds"] for d in deltas]) * 1000,
         "delta_runs_ms": [d["seconds"] * 1000 for d in deltas],
         "delta_raw_bytes": deltas[0]["raw_bytes"],
     }
+
+
+def balances_all(url: str, sizes: list[int], reps: int, rng: random.Random) -> dict:
+    out = {}
+    for size in sizes:
+        log(f"balances with {size} customers")
+        out[str(size)] = balances_bench(url, size, max(reps, 3), 5, rng)
+    return out
 
 
 # --- History ----------------------------------------------------------------------------
@@ -1002,6 +1060,7 @@ def main() -> None:
     parser.add_argument(
         "--ingest-only", action="store_true", help="only the ingest repetitions, without reconciling between them"
     )
+    parser.add_argument("--balances-only", action="store_true", help="only the balance snapshot and delta feed")
     args = parser.parse_args()
     quick = args.quick
     batches = args.batches or (12 if quick else 40)
@@ -1051,6 +1110,14 @@ def main() -> None:
         WEB_ROOTS[:] = [gunicorn.proc.pid]
         log(f"gunicorn ({args.workers} sync workers) at {gunicorn.url}; broker {broker or 'none (eager!)'}")
 
+        if args.balances_only:
+            results = {"machine": info, "parameters": {"gunicorn_workers": args.workers, "balance_sizes": sizes}}
+            results["balances"] = balances_all(gunicorn.url, sizes, reps, rng)
+            results["machine"]["load_average_at_end"] = load_average()
+            results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            Path(args.output).write_text(json.dumps({**results, "partial": True}, indent=2, default=str) + "\n")
+            print_balances(results["balances"])
+            return
         # Warm-up: one batch per uploader (connections, imports, caches), not measured.
         ingest_run(gunicorn.url, fixture.batches(args.uploaders, 500), args.uploaders)
         if not args.ingest_only:
@@ -1110,10 +1177,7 @@ def main() -> None:
         results["copy_baseline"] = copy_baseline(first["_batch_ids"], max(reps, 3))
         log("naive baseline")
         results["naive_baseline"] = naive_baseline(first["_batches"], fixture, naive_count)
-        results["balances"] = {}
-        for size in sizes:
-            log(f"balances with {size} customers")
-            results["balances"][str(size)] = balances_bench(gunicorn.url, size, max(reps, 3), 5, rng)
+        results["balances"] = balances_all(gunicorn.url, sizes, reps, rng)
         save_partial(args.output, results)
         log(f"loading {history} historical sales with COPY")
         results["history_load"] = history_load(fixture, history, rng)
@@ -1217,14 +1281,7 @@ def print_table(r: dict) -> None:
         ("COPY baseline sales/s | rows/s", f"{copy['sales_per_s']:.0f} | {copy['rows_per_s']:.0f}"),
         ("naive ORM baseline sales/s | rows/s", f"{naive['sales_per_s']:.0f} | {naive['rows_per_s']:.0f}"),
     ]
-    for size, b in r["balances"].items():
-        rows.append(
-            (
-                f"snapshot {int(size):,} customers s (raw/gzip kB)",
-                f"{b['snapshot_s']:.2f} ({b['snapshot_raw_bytes'] // 1024}/{b['snapshot_gzip_bytes'] // 1024})",
-            )
-        )
-        rows.append((f"delta 1,000 changes @ {int(size):,} ms", f"{b['delta_1000_ms']:.1f}"))
+    rows += balances_rows(r["balances"])
     for name, value in rows:
         print(f"{name:<44} {value:>14}")
     print()
@@ -1232,6 +1289,42 @@ def print_table(r: dict) -> None:
     print("-" * 60)
     for t in r["targets"]:
         print(f"{t['target']:<32} {t['measured']:>10.2f} {t['op']}{t['goal']:>8}  {'yes' if t['met'] else 'NO'}")
+
+
+def balances_rows(balances: dict) -> list[tuple[str, str]]:
+    rows = []
+    for size, b in balances.items():
+        rows.append(
+            (
+                f"snapshot {int(size):,} customers s (raw/gzip kB)",
+                f"{b['snapshot_s']:.2f} ({b['snapshot_raw_bytes'] // 1024}/{b['snapshot_gzip_bytes'] // 1024})",
+            )
+        )
+        rows.append(
+            (
+                f"  at limit={b['snapshot_max_limit']:,} ({b['snapshot_max_limit_pages']} pages) s",
+                f"{b['snapshot_max_limit_s']:.2f}",
+            )
+        )
+        cpu = b["snapshot_cpu_ms_per_page"]
+        rows.append(
+            (
+                "  CPU ms per 5,000-customer page: client/web/PG",
+                "/".join("-" if cpu[k] is None else f"{cpu[k]:.0f}" for k in ("client", "web", "postgres")),
+            )
+        )
+        rows.append((f"delta 1,000 changes @ {int(size):,} ms", f"{b['delta_1000_ms']:.1f}"))
+    return rows
+
+
+def print_balances(balances: dict) -> None:
+    print()
+    for name, value in balances_rows(balances):
+        print(f"{name:<44} {value:>14}")
+    for size, b in balances.items():
+        runs = " · ".join(f"{s:.2f}" for s in b["snapshot_runs_s"])
+        deltas = " · ".join(f"{d:.1f}" for d in b["delta_runs_ms"])
+        print(f"  {int(size):,}: snapshot runs {runs} s; delta runs {deltas} ms")
 
 
 if __name__ == "__main__":
