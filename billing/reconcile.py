@@ -25,7 +25,6 @@ from sales.reconcile_flags import FlagEvaluation, time_ordered_flags
 from sales.rules import CustomerFacts, LineFacts, PaymentFacts
 
 ZERO = Decimal("0")
-CENT = Decimal("0.01")
 ONE = Decimal("1")
 
 
@@ -182,12 +181,12 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
         row
         for row in Sale.objects.filter(customer_id__any=list(limited), business_date__in=dates)
         .order_by()  # walked in time of sale below
-        .values_list("customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk")
+        .values_list("customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk", "total")
         if (row[0], row[1]) in customer_days
     ]
     amounts = _sale_amounts([row[5] for row in sales])
     spent: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
-    for customer_id, business_date, _occurred_at, _terminal, _seq, sale_id in sorted(
+    for customer_id, business_date, _occurred_at, _terminal, _seq, sale_id, total in sorted(
         sales, key=lambda r: (r[2], r[3], r[4])
     ):
         amount = amounts.get(sale_id, ZERO)
@@ -198,7 +197,9 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
             lines=[LineFacts(index=0, sku="", quantity=ONE, unit_price=amount, tracks_inventory=False)],
             customer=CustomerFacts(daily_max=daily_max[customer_id], spent_today_before=before),
         )
-        spent[(customer_id, business_date)] = before + amount.quantize(CENT)
+        # Spent before a sale = the totals of the customer's earlier sales that day, as the
+        # online check reads it (sales.ingest.sale_online_record sums Sale.total).
+        spent[(customer_id, business_date)] = before + total
         evaluation.evaluated.add(sale_id)
         if FlagCode.DAILY_MAX_EXCEEDED in flags:
             evaluation.flagged[sale_id] = flags[FlagCode.DAILY_MAX_EXCEEDED]

@@ -274,6 +274,38 @@ def test_daily_max_flags_the_sale_that_passes_it_in_time_of_sale_not_arrival(dem
     assert (detail["before"], detail["after"]) == ("9000.00", "21000.00000")
 
 
+def test_daily_max_counts_what_was_spent_before_as_the_stored_totals_like_the_online_check(demo, at):
+    # Ana (C-000123) may spend 20000 a day. Her first sale is three lines of 0.005 × 1.00:
+    # ingest stores each line's total rounded half up (0.01), so the sale's total is 0.03,
+    # although its lines add up to 0.015. What she had spent before the next sale is 0.03
+    # (the online check sums Sale.total too), so 19999.98 more passes the maximum.
+    (first,) = stored_sales_create(
+        [
+            SaleSpec(
+                terminal="N1-CAJA-01",
+                occurred_at=at(30),
+                customer="C-000123",
+                lines=(("SKU-JUGO", "0.005", "1.00"),) * 3,
+            )
+        ]
+    )
+    Sale.objects.filter(pk=first.pk).update(total=Decimal("0.03"))
+    (second,) = stored_sales_create(
+        [
+            SaleSpec(
+                terminal="N1-CAJA-01",
+                occurred_at=at(60),
+                customer="C-000123",
+                lines=(("SKU-JUGO", 1, "19999.98"),),
+            )
+        ]
+    )
+    sales_reconcile()
+    assert flags(first, second, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
+    detail = SaleFlag.objects.get(sale=second, code=FlagCode.DAILY_MAX_EXCEEDED).detail
+    assert (detail["before"], detail["after"]) == ("0.03", "20000.01000")
+
+
 def test_overdraft_moves_to_the_sale_that_really_went_past_the_limit(demo, at):
     # Tomás (C-000200) is at -4500 with 5000 of overdraft: 500 of room.
     def paygo(minutes, amount):
