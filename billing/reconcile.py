@@ -9,6 +9,7 @@ Order of sales: ``(occurred_at, terminal, seq)`` — time of sale, never arrival
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -145,15 +146,23 @@ def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluati
     return evaluation
 
 
-def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluation:
-    """Recompute ``daily_max_exceeded`` for every sale of the given customers' days.
+# A sale's place in time order: (occurred_at, terminal, seq).
+SaleKey = tuple[datetime, int, int]
 
-    Each (customer, Bogotá business date) is walked whole, in time of sale, and
-    :mod:`sales.rules` decides on every sale with what the customer had spent that day
-    before it: the sale whose running total passes the maximum is flagged, and every
-    later one that day too. Set-based: four queries at most for any number of days. Pure read;
-    the caller writes the flags. Locks: none of its own (caller holds the customer
-    locks). Idempotent.
+
+def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) -> FlagEvaluation:
+    """Recompute ``daily_max_exceeded`` for the given customers' days, from a sale on.
+
+    ``customer_days`` maps each (customer, Bogotá business date) to the time-order key of
+    its earliest sale that changed (the chunk's). A sale's flag depends only on the sales
+    before it that day, so the day is walked from that sale on, in time of sale, opening
+    with the stored totals of the sales before it; :mod:`sales.rules` decides on every sale
+    walked with what the customer had spent that day before it: the sale whose running
+    total passes the maximum is flagged, and every later one that day too. The sales
+    before the key keep their flags (nothing before them changed), so a chunk costs what
+    it walks, not the length of the customer's day. Set-based: four queries at most for
+    any number of days. Pure read; the caller writes the flags. Locks: none of its own
+    (caller holds the customer locks). Idempotent.
     """
     evaluation = FlagEvaluation(code=FlagCode.DAILY_MAX_EXCEEDED)
     if not customer_days:
@@ -177,17 +186,25 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
             if (customer_id, business_date) in customer_days
         )
     limited = customer_ids - unlimited
-    sales = [
-        row
-        for row in Sale.objects.filter(customer_id__any=list(limited), business_date__in=dates)
+    # Spent before a sale = the totals of the customer's earlier sales that day, as the
+    # online check reads it (sales.ingest.sale_online_record sums Sale.total).
+    spent: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    walked = []
+    for row in (
+        Sale.objects.filter(customer_id__any=list(limited), business_date__in=dates)
         .order_by()  # walked in time of sale below
         .values_list("customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk", "total")
-        if (row[0], row[1]) in customer_days
-    ]
-    amounts = _sale_amounts([row[5] for row in sales])
-    spent: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    ):
+        since = customer_days.get((row[0], row[1]))
+        if since is None:
+            continue
+        if (row[2], row[3], row[4]) < since:
+            spent[(row[0], row[1])] += row[6]
+        else:
+            walked.append(row)
+    amounts = _sale_amounts([row[5] for row in walked])
     for customer_id, business_date, _occurred_at, _terminal, _seq, sale_id, total in sorted(
-        sales, key=lambda r: (r[2], r[3], r[4])
+        walked, key=lambda r: (r[2], r[3], r[4])
     ):
         amount = amounts.get(sale_id, ZERO)
         before = spent[(customer_id, business_date)]
@@ -197,8 +214,6 @@ def daily_max_recompute(*, customer_days: set[tuple[int, date]]) -> FlagEvaluati
             lines=[LineFacts(index=0, sku="", quantity=ONE, unit_price=amount, tracks_inventory=False)],
             customer=CustomerFacts(daily_max=daily_max[customer_id], spent_today_before=before),
         )
-        # Spent before a sale = the totals of the customer's earlier sales that day, as the
-        # online check reads it (sales.ingest.sale_online_record sums Sale.total).
         spent[(customer_id, business_date)] = before + total
         evaluation.evaluated.add(sale_id)
         if FlagCode.DAILY_MAX_EXCEEDED in flags:

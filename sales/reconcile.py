@@ -197,9 +197,14 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             customers_since.get(payment.customer_id, payment.occurred_at), payment.occurred_at
         )
     overdraft = overdraft_recompute(customers_since=customers_since)
-    customer_days: set[tuple[int, date]] = {
-        (s["customer_id"], s["business_date"]) for s in sales.values() if s["customer_id"] is not None
-    }
+    # Each customer's day from its earliest sale in the chunk (time order) on.
+    customer_days: dict[tuple[int, date], tuple[datetime, int, int]] = {}
+    for s in sales.values():
+        if s["customer_id"] is not None:
+            day = (s["customer_id"], s["business_date"])
+            key = (s["occurred_at"], s["terminal_id"], s["seq"])
+            if day not in customer_days or key < customer_days[day]:
+                customer_days[day] = key
     daily_max = daily_max_recompute(customer_days=customer_days)
     sale_flags_apply(evaluations=[negative_stock, overdraft, daily_max])
 

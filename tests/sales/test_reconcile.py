@@ -274,6 +274,29 @@ def test_daily_max_flags_the_sale_that_passes_it_in_time_of_sale_not_arrival(dem
     assert (detail["before"], detail["after"]) == ("9000.00", "21000.00000")
 
 
+def test_daily_max_continues_the_day_from_the_stored_totals_before_the_chunk(demo, at):
+    # Ana (C-000123) may spend 20000 a day. Her morning is reconciled first; a later chunk
+    # walks her day only from its own earliest sale on, opening with what the morning's
+    # stored sales add up to, and leaves the morning's flags as they are.
+    def juices(minutes, count):
+        return SaleSpec(
+            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
+        )
+
+    morning = stored_sales_create([juices(30, 2), juices(60, 2)])  # 6000, 6000
+    sales_reconcile()
+    assert flags(*morning, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, False]
+    # A marker on the morning's first sale: a walk of the whole day would clear it.
+    SaleFlag.objects.create(sale=morning[0], code=FlagCode.DAILY_MAX_EXCEEDED, detail={"marker": True})
+
+    afternoon = stored_sales_create([juices(120, 2), juices(150, 1)])  # 18000, then 21000
+    sales_reconcile()
+    assert flags(*afternoon, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
+    detail = SaleFlag.objects.get(sale=afternoon[1], code=FlagCode.DAILY_MAX_EXCEEDED).detail
+    assert (detail["before"], detail["after"]) == ("18000.00", "21000.00000")
+    assert SaleFlag.objects.get(sale=morning[0], code=FlagCode.DAILY_MAX_EXCEEDED).detail == {"marker": True}
+
+
 def test_daily_max_counts_what_was_spent_before_as_the_stored_totals_like_the_online_check(demo, at):
     # Ana (C-000123) may spend 20000 a day. Her first sale is three lines of 0.005 × 1.00:
     # ingest stores each line's total rounded half up (0.01), so the sale's total is 0.03,
