@@ -62,39 +62,47 @@ def time_ordered_flags(
 def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
     """Write the recomputed flags: set the flagged sales, clear the evaluated others.
 
-    Only what changed is written: one read of the code's stored flags among the evaluated
-    sales, then one DELETE of those no longer flagged and one INSERT … ON CONFLICT DO
-    UPDATE of those new or with a new detail — each only when there is something to do.
-    A recomputation walks whole episodes and days, so most of what it evaluates is
-    already stored as it should be; rewriting it all made every chunk cost as much as
-    the episode it continues. Idempotent (unique ``(sale, code)``). Locks: none of its
-    own; callers hold the node and customer locks of the sales evaluated.
+    Only what changed is written: one read of the stored flags of the evaluated sales (all
+    codes at once), then per code one DELETE of those no longer flagged, and one INSERT …
+    ON CONFLICT DO UPDATE of every flag new or with a new detail — each only when there is
+    something to do. A recomputation walks whole episodes, so most of what it evaluates is
+    already stored as it should be; rewriting it all made every chunk cost as much as the
+    episode it continues. Idempotent (unique ``(sale, code)``). Locks: none of its own;
+    callers hold the node and customer locks of the sales evaluated.
     """
+    evaluations = [evaluation for evaluation in evaluations if evaluation.evaluated]
     for evaluation in evaluations:
         if evaluation.code not in RECONCILE_FLAG_CODES:
             raise ValueError(f"{evaluation.code} is not a reconciliation flag")
-        if not evaluation.evaluated:
-            continue
-        stored = dict(
-            SaleFlag.objects.filter(code=evaluation.code, sale_id__any=list(evaluation.evaluated))
-            .order_by()
-            .values_list("sale_id", "detail")
-        )
-        cleared = [sale_id for sale_id in stored if sale_id not in evaluation.flagged]
+    if not evaluations:
+        return
+    evaluated = {evaluation.code: evaluation.evaluated for evaluation in evaluations}
+    stored: dict[str, dict[UUID, Any]] = {code: {} for code in evaluated}
+    for sale_id, code, detail in (
+        SaleFlag.objects.filter(code__in=list(evaluated), sale_id__any=list(set().union(*evaluated.values())))
+        .order_by()
+        .values_list("sale_id", "code", "detail")
+    ):
+        if sale_id in evaluated[code]:
+            stored[code][sale_id] = detail
+    rows = []
+    for evaluation in evaluations:
+        code_stored = stored[evaluation.code]
+        cleared = [sale_id for sale_id in code_stored if sale_id not in evaluation.flagged]
         if cleared:
             # One plain DELETE: flags have no dependants and no delete signals, and
             # QuerySet.delete() would first SELECT every row to collect them.
             queryset = SaleFlag.objects.filter(code=evaluation.code, sale_id__any=cleared)
             queryset._raw_delete(queryset.db)
-        rows = [
+        rows.extend(
             SaleFlag(sale_id=sale_id, code=evaluation.code, detail=detail)
             for sale_id, detail in sorted(evaluation.flagged.items())
-            if detail is not None and stored.get(sale_id) != detail
-        ]
-        if rows:
-            SaleFlag.objects.bulk_create(
-                rows, update_conflicts=True, unique_fields=["sale", "code"], update_fields=["detail"]
-            )
+            if detail is not None and code_stored.get(sale_id) != detail
+        )
+    if rows:
+        SaleFlag.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["sale", "code"], update_fields=["detail"]
+        )
 
 
 def flag_details_merge(target: dict[UUID, dict | None], source: Mapping[UUID, dict | None]) -> None:
