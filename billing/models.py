@@ -19,6 +19,12 @@ class Customer(models.Model):
     ``balance`` is materialized from :class:`BalanceMovement`; ``change_seq`` is the
     position of its last change in the institution's balance feed (see
     :class:`BalanceFeed`), which terminals read as a delta.
+
+    On PostgreSQL the table also has ``feed_head``, a column the database generates from
+    this row's fields in the feed's JSON (migration ``0005_customer_feed_head``): not a
+    model field, nothing writes it. A migration that changes the type of ``code``,
+    ``name``, the money fields or ``active`` must drop and re-add it (PostgreSQL refuses
+    otherwise).
     """
 
     institution = models.ForeignKey(

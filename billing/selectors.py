@@ -166,80 +166,102 @@ def customer_balances_page(*, institution_id: int, cursor: str | None, limit: in
 #   filter, so every page of a snapshot whose customers share one change_seq (never touched
 #   since a bulk import) re-read all the rows of the pages before it (bench: the
 #   100 000-customer snapshot was quadratic). ``change_seq >= s`` bounds the scan too.
-# - ``limit + 1`` rows tell whether there is more (as one index scan: a separate probe
-#   after the last row was planned as a sequential scan, its bounds being unknown). Each
-#   row carries its position ``n`` (``row_number()`` over the index order, so no sort), and
-#   the page served is ``n <= limit``: filtering on it costs a pass over the rows, where
-#   re-sorting the page to drop its extra row cost a sort of every row and its columns.
+# - The page is walked twice, both times in ``customer_feed_idx`` order; one statement sees
+#   one snapshot, so both walks meet the same rows. ``keys`` takes only (id, change_seq) of
+#   ``limit + 1`` rows (an index-only scan): the extra row tells whether there is more
+#   (as one index scan: a separate probe after the last row was planned as a sequential
+#   scan, its bounds being unknown), and each row carries its position ``n``
+#   (``row_number()`` over the index order, so no sort), from which the page's ids and its
+#   last row come. The second walk reads the ``limit`` rows served with their text. Keeping
+#   the wide rows out of the materialized ``keys`` saved ~2 ms a 5,000-customer page.
+# - Each customer's own fields come already written from ``feed_head``, a column PostgreSQL
+#   generates in every write of the row (migration ``billing.0005_customer_feed_head``,
+#   which says how it matches ``_page_read_python`` byte for byte): writing that text here
+#   for every row served was a third of this statement's CPU.
 # - The page's blocks and units are written once per customer that has any, as the text
 #   between its ``"blocked_products":[`` and its closing ``}}``, into one jsonb object
 #   (customer id → that text) which every row then looks up by key; a customer with
 #   neither is not in it and gets the empty lists. One lookup a row, where one per table
 #   (and the text between them) cost ~2 ms more a 5,000-customer page.
-#   They are read with ``customer_id = ANY(ids)``: one index scan that looks up the page's
-#   ids in turn, about half the cost of a nested loop of one bitmap scan per id, which is
-#   what ``IN (SELECT id …)`` was planned as. Joining the grouped blocks and units to the
-#   page directly leaves the join method to the planner, which has no usable estimate
-#   here: it takes the row comparison for ``change_seq > s`` alone, which on a freshly
-#   imported institution (every change_seq 0) it estimates at one row, and it chose a
-#   nested loop that re-ran the units grouping for every customer (over 3 s for one page).
-#   One correlated subquery per customer and table was robust but cost about as much as
-#   writing the rest of the page.
-# - Written exactly as orjson writes ``_page_read_python``'s rows (compact separators, keys
-#   in the contract's order): ``to_json(text)`` escapes strings as orjson does (quote,
-#   backslash, control characters; other characters as UTF-8), and the money columns are
-#   ``numeric(14, 2)``, whose text is always the two-place decimal ``money_str`` gives
-#   (the sum of two of them too); PostgreSQL's numeric has no negative zero or exponent.
-#   Constant text is folded into the branches of ``daily_max`` and ``active``: every ``||``
-#   copies the row's text so far, once per row.
-_PAGE_SQL = """
-WITH page AS MATERIALIZED (
-    SELECT c.id, c.change_seq, c.code, c.name, c.balance, c.overdraft_limit, c.daily_max, c.active,
-           row_number() OVER (ORDER BY c.change_seq, c.id) AS n
-    FROM "billing_customer" c
+#   They are read by the page's span of ids when it is dense (``hi - lo < 4 × rows``, as a
+#   snapshot's pages of customers never changed since their import are): one range scan
+#   of each table's customer index, reading the entries of at most four times as many
+#   customers as the page has (customers outside the page only add keys nobody looks up).
+#   Otherwise (a delta, whose changed customers are scattered) with ``= ANY(page ids)``:
+#   one index scan that looks up the page's ids in turn, one descent of the index per id,
+#   ~4 ms a table for 5,000 ids, which the dense case saves. The two branches are gated on
+#   ``dense``, evaluated once, so only one of them runs. ``IN (SELECT id …)`` was planned
+#   as a nested loop of one bitmap scan per id, about twice the cost of ``= ANY``.
+#   Joining the grouped blocks and units to the page directly leaves the join method to the
+#   planner, which has no usable estimate here: it takes the row comparison for
+#   ``change_seq > s`` alone, which on a freshly imported institution (every change_seq 0)
+#   it estimates at one row, and it chose a nested loop that re-ran the units grouping for
+#   every customer (over 3 s for one page). One correlated subquery per customer and table
+#   was robust but cost about as much as writing the rest of the page.
+# - The rows are aggregated in the order the second walk returns them, its ``ORDER BY``
+#   (the index order, under a ``LIMIT``, so never a parallel or hashed plan that could
+#   interleave them): an ``ORDER BY`` inside ``string_agg`` made PostgreSQL 15 sort the
+#   5,000 written rows again (~2 ms), which is the order they already have. The
+#   PostgreSQL-vs-Python byte-equality test pages through several customers in order.
+# - Blocks and units are written as orjson writes ``_page_read_python``'s lists and maps
+#   (compact separators, ``to_json(text)`` escaping as orjson does).
+_PAGE_KEYSET = """FROM "billing_customer" c
     WHERE c.institution_id = %(institution_id)s
       AND c.change_seq >= %(start_seq)s
       AND (c.change_seq, c.id) > (%(start_seq)s, %(start_id)s)
-    ORDER BY c.change_seq, c.id
+    ORDER BY c.change_seq, c.id"""
+
+_PAGE_EXTRAS_READ = """
+        SELECT {columns} FROM "{table}"
+        WHERE (SELECT dense FROM counted)
+          AND customer_id BETWEEN (SELECT lo FROM counted) AND (SELECT hi FROM counted)
+        UNION ALL
+        SELECT {columns} FROM "{table}"
+        WHERE NOT (SELECT dense FROM counted)
+          AND customer_id = ANY ((SELECT ids FROM counted)::bigint[])
+    """
+
+_PAGE_SQL = f"""
+WITH keys AS MATERIALIZED (
+    SELECT c.id, c.change_seq, row_number() OVER (ORDER BY c.change_seq, c.id) AS n
+    {_PAGE_KEYSET}
     LIMIT %(limit)s + 1
+), served AS (
+    SELECT count(*) AS rows, min(id) AS lo, max(id) AS hi, array_agg(id) AS ids
+    FROM keys WHERE n <= %(limit)s
 ), counted AS (
-    SELECT count(*) AS rows, ARRAY(SELECT id FROM page WHERE n <= %(limit)s) AS ids FROM page
+    SELECT (SELECT count(*) FROM keys) AS rows, lo, hi, ids, coalesce(hi - lo < 4 * rows, false) AS dense
+    FROM served
 ), blocks AS (
     SELECT b.customer_id, string_agg(to_json(p.sku)::text, ',' ORDER BY p.sku) AS skus
-    FROM "billing_productblock" b JOIN "inventory_product" p ON p.id = b.product_id
-    WHERE b.customer_id = ANY ((SELECT ids FROM counted)::bigint[])
+    FROM ({_PAGE_EXTRAS_READ.format(columns="customer_id, product_id", table="billing_productblock")}) b
+    JOIN "inventory_product" p ON p.id = b.product_id
     GROUP BY b.customer_id
 ), units AS (
     SELECT u.customer_id,
            string_agg(to_json(u.unit_type)::text || ':' || u.quantity::text, ',' ORDER BY u.unit_type) AS held
-    FROM "billing_unitbalance" u
-    WHERE u.customer_id = ANY ((SELECT ids FROM counted)::bigint[])
+    FROM ({_PAGE_EXTRAS_READ.format(columns="customer_id, unit_type, quantity", table="billing_unitbalance")}) u
     GROUP BY u.customer_id
 ), extras AS (
-    SELECT jsonb_object_agg(customer_id::text, coalesce(skus, '') || '],"units":{' || coalesce(held, '')) AS by_customer
+    SELECT jsonb_object_agg(customer_id::text, coalesce(skus, '') || '],"units":{{' || coalesce(held, ''))
+           AS by_customer
     FROM blocks FULL JOIN units USING (customer_id)
 ), last AS (
-    SELECT change_seq, id FROM page WHERE n = (SELECT least(rows, %(limit)s) FROM counted)
+    SELECT change_seq, id FROM keys WHERE n = (SELECT least(rows, %(limit)s) FROM counted)
 )
 SELECT
     (SELECT rows FROM counted) > %(limit)s,
     (SELECT change_seq FROM last),
     (SELECT id FROM last),
     '[' || coalesce(string_agg(
-        '{"code":' || to_json(s.code)::text
-        || ',"name":' || to_json(s.name)::text
-        || ',"balance":"' || s.balance::text
-        || '","overdraft_limit":"' || s.overdraft_limit::text
-        || '","available":"' || (s.balance + s.overdraft_limit)::text
-        || CASE WHEN s.daily_max IS NULL THEN '","daily_max":null,"active":'
-                ELSE '","daily_max":"' || s.daily_max::text || '","active":' END
-        || CASE WHEN s.active THEN 'true,"blocked_products":[' ELSE 'false,"blocked_products":[' END
-        || coalesce((SELECT by_customer FROM extras) ->> s.id::text, '],"units":{')
-        || '}}',
-        ',' ORDER BY s.n
+        s.feed_head || coalesce((SELECT by_customer FROM extras) ->> s.id::text, '],"units":{{') || '}}}}',
+        ','
     ), '') || ']'
-FROM page s
-WHERE s.n <= %(limit)s
+FROM (
+    SELECT c.id, c.feed_head
+    {_PAGE_KEYSET}
+    LIMIT %(limit)s
+) AS s
 """
 
 

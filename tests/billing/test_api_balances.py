@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
+from billing.feed import customers_touch
 from billing.models import BalanceFeed, BalanceMovementKind, Customer, ProductBlock
 from billing.selectors import BalanceCursor, _page_read_python, _page_read_sql, balance_cursor_encode
 from billing.services import customer_balance_credit, customer_units_add
@@ -401,6 +402,84 @@ def test_page_written_by_postgresql_is_byte_identical_to_the_python_one(pos_clie
     assert served[made[1].code]["active"] is False
     assert served[made[1].code]["daily_max"] is None
     assert served[made[1].code]["name"] == names[1]
+
+
+def _interleaved_customers(ours, theirs, *, ours_every: int, count: int):
+    """``count`` customers of ``ours``, each created after ``ours_every - 1`` of ``theirs``
+    (so the ids of ours are ``ours_every`` apart); every second one of ours and all of
+    theirs with a block and units. Returns ours."""
+    made = []
+    products = {
+        inst.pk: Product.objects.create(institution=inst, sku=f"SKU-{inst.pk}-X", name="X", price=Decimal(100))
+        for inst in (ours, theirs)
+    }
+    for index in range(count * ours_every):
+        inst = ours if index % ours_every == 0 else theirs
+        customer = Customer.objects.create(institution=inst, code=f"C-6{index:05d}", name=f"Cliente {index}")
+        if inst is theirs or len(made) % 2 == 0:
+            ProductBlock.objects.create(customer=customer, product=products[inst.pk])
+            customer_units_add(customer=customer, unit_type="ALMUERZO", quantity=index + 1)
+        if inst is ours:
+            made.append(customer)
+    return made
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize(("ours_every", "dense"), [(2, True), (9, False)])
+def test_blocks_and_units_of_dense_and_scattered_pages_match_the_python_writer(demo, ours_every, dense):
+    # Given customers of two institutions created in turn: ours two ids apart (a page of
+    # them spans under four times its size, so its blocks and units are read by the span
+    # of ids, which also holds the other institution's) or nine apart (read by the ids)
+    ours = Institution.objects.get(code="COL-SANJOSE")
+    theirs = Institution.objects.exclude(pk=ours.pk).first()
+    made = _interleaved_customers(ours, theirs, ours_every=ours_every, count=12)
+    # (changed in one transaction: one feed sequence, so the page's order is the ids')
+    with transaction.atomic():
+        customers_touch(institution_id=ours.pk, customer_ids=[c.pk for c in made])
+    seq = Customer.objects.get(pk=made[0].pk).change_seq
+    first = Customer.objects.filter(change_seq=seq, pk__lt=made[0].pk).order_by("pk").last()
+    start_id = first.pk if first else 0
+    span = made[-1].pk - made[0].pk
+    assert (span < 4 * len(made)) is dense
+
+    # When the page of exactly these customers is written by PostgreSQL and in Python
+    args = {"institution_id": ours.pk, "start_seq": seq, "start_id": start_id, "limit": len(made)}
+    from_sql = _page_read_sql(**args)
+
+    # Then both agree, and the other institution's customers and products are not in it
+    assert from_sql == _page_read_python(**args)
+    page = orjson.loads(from_sql[2])
+    assert [c["code"] for c in page] == [c.code for c in made]
+    assert page[0]["blocked_products"] == [f"SKU-{ours.pk}-X"]
+    assert page[0]["units"] == {"ALMUERZO": 1}
+    assert (page[1]["blocked_products"], page[1]["units"]) == ([], {})
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_stored_head_of_a_customer_follows_every_write_of_its_row(demo):
+    # Given a customer written in the page, then changed by the ORM in every way a writer
+    # does: saved from a form, updated in bulk, its balance moved by the ledger
+    institution = Institution.objects.get(code="COL-SANJOSE")
+    customer = Customer.objects.create(institution=institution, code="C-5", name="Antes")
+    args = {"institution_id": institution.pk, "start_seq": 0, "start_id": 0, "limit": 20000}
+    before = _page_read_sql(**args)
+
+    customer.name = 'Después "ya" \\ \n'
+    customer.daily_max = Decimal("123.40")
+    customer.save()
+    Customer.objects.filter(pk=customer.pk).update(active=False, overdraft_limit=F("overdraft_limit") + 7)
+    customer_balance_credit(customer=customer, amount=Decimal("10.01"))
+
+    # Then the page PostgreSQL writes has the new values, as the Python writer has them
+    after = _page_read_sql(**args)
+    assert after != before
+    assert after == _page_read_python(**args)
+    served = {c["code"]: c for c in orjson.loads(after[2])}["C-5"]
+    assert served["name"] == 'Después "ya" \\ \n'
+    assert (served["active"], served["overdraft_limit"], served["balance"]) == (False, "7.00", "10.01")
+    assert (served["available"], served["daily_max"]) == ("17.01", "123.40")
 
 
 def _lock_waiters() -> int:
