@@ -1,5 +1,6 @@
 """Institutions (tenants), nodes (cafeterias/stores) with their offline flags, and APs."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -83,10 +84,22 @@ class Node(models.Model):
             models.CheckConstraint(
                 condition=Q(balance_sync_interval_seconds__gte=30), name="node_sync_interval_min_30s"
             ),
+            # The target of sales' (node, institution) foreign key (see Sale): a sale's
+            # node belongs to the sale's institution.
+            models.UniqueConstraint(fields=["id", "institution"], name="node_id_institution_unique"),
         ]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"
+
+    def clean(self) -> None:
+        super().clean()
+        # Sales keep the institution of their node, enforced by the database (see Sale):
+        # a node that has sold cannot move to another institution.
+        if self.pk and self.sales.exclude(institution_id=self.institution_id).exists():
+            raise ValidationError(
+                {"institution": "Este nodo ya tiene ventas registradas en otra institución; no puede cambiarse."}
+            )
 
 
 class TerminalKind(models.TextChoices):
@@ -127,9 +140,21 @@ class Terminal(models.Model):
         verbose_name_plural = "APs (terminales)"
         ordering = ["node__code", "code"]
         permissions = [("rotate_terminal_key", "Puede generar o revocar llaves de APs")]
+        constraints = [
+            # The target of sales' (terminal, node) foreign key (see Sale): a sale's
+            # terminal belongs to the sale's node.
+            models.UniqueConstraint(fields=["id", "node"], name="terminal_id_node_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"
+
+    def clean(self) -> None:
+        super().clean()
+        # Sales keep the node of their terminal, enforced by the database (see Sale): an AP
+        # that has sold cannot move to another node.
+        if self.pk and self.sales.exclude(node_id=self.node_id).exists():
+            raise ValidationError({"node": "Esta AP ya tiene ventas registradas en otro nodo; no puede cambiarse."})
 
     @property
     def has_key(self) -> bool:

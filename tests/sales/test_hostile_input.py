@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sales.ingest import json_depth, quarantine_payload_decode
+from sales.ingest import _sale_depth, json_depth, quarantine_payload_decode
 from sales.models import QuarantinedSale, Sale
 from tests.sales.payloads import BATCHES_URL, ONLINE_URL, assert_error_shape, batch, sale
 
@@ -210,6 +210,22 @@ def test_json_depth_is_exact_up_to_its_limit_and_says_too_deep_beyond(value, lim
         assert measured == expected
     else:
         assert measured > limit
+
+
+sale_like_values = st.dictionaries(
+    st.text(max_size=3),
+    nested_values
+    | st.floats(allow_nan=False)
+    | st.lists(st.dictionaries(st.text(max_size=3), nested_values, max_size=4), max_size=4),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=sale_like_values | nested_values)
+def test_sale_depth_short_path_equals_json_depth(value):
+    # The envelope measures each sale with the short path for the usual shape.
+    assert _sale_depth(value) == json_depth(value)
 
 
 def test_json_depth_stops_at_its_limit_on_absurd_nesting():

@@ -1,0 +1,111 @@
+"""A sale's terminal, node and institution are enforced by the database as two composite
+foreign keys (sales migration 0005): (terminal, node) must be a terminal of that node and
+(node, institution) a node of that institution. Terminals and nodes that have sales
+cannot move (their clean() says so before the database refuses at commit)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+
+from nodes.models import Institution, Node, Terminal
+from sales.models import Sale
+from tests.sales.stored_sales import SaleSpec, stored_sale_create
+
+
+def _checked_now(update) -> None:
+    """Run ``update`` and the deferred foreign-key checks at once (inside the test's
+    transaction they would otherwise wait for a commit that never comes)."""
+    with transaction.atomic():
+        update()
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@pytest.fixture
+def sale(demo, at):
+    return stored_sale_create(SaleSpec(terminal="N1-CAJA-01", occurred_at=at(10), lines=(("SKU-AGUA", 1),)))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_single_column_keys_are_replaced_by_the_composite_ones(demo):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'sales_sale'::regclass AND contype = 'f'"
+        )
+        keys = dict(cursor.fetchall())
+    assert "FOREIGN KEY (terminal_id, node_id) REFERENCES nodes_terminal(id, node_id)" in keys["sale_terminal_node_fk"]
+    assert (
+        "FOREIGN KEY (node_id, institution_id) REFERENCES nodes_node(id, institution_id)"
+        in keys["sale_node_institution_fk"]
+    )
+    single = [d for d in keys.values() if d.startswith(("FOREIGN KEY (terminal_id)", "FOREIGN KEY (node_id)"))]
+    assert not single
+    assert not [d for d in keys.values() if d.startswith("FOREIGN KEY (institution_id)")]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_database_refuses_a_terminal_of_another_node(sale):
+    other_node = Node.objects.get(code="N2")  # same institution, not the terminal's node
+    with pytest.raises(IntegrityError, match="sale_terminal_node_fk"):
+        _checked_now(lambda: Sale.objects.filter(pk=sale.pk).update(node=other_node))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_database_refuses_a_node_of_another_institution(sale):
+    other = Institution.objects.get(code="EMP-ANDINA")
+    with pytest.raises(IntegrityError, match="sale_node_institution_fk"):
+        _checked_now(lambda: Sale.objects.filter(pk=sale.pk).update(institution=other))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_database_still_refuses_unknown_terminal_node_and_institution(sale):
+    missing = Terminal.objects.order_by("-pk").first().pk + 1000
+    for field in ("terminal_id", "node_id", "institution_id"):
+        with pytest.raises(IntegrityError):
+            _checked_now(lambda field=field: Sale.objects.filter(pk=sale.pk).update(**{field: missing}))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_database_refuses_moving_a_terminal_or_node_that_has_sales(sale):
+    terminal = Terminal.objects.get(code="N1-CAJA-01")
+    with pytest.raises(IntegrityError, match="sale_terminal_node_fk"):
+        _checked_now(lambda: Terminal.objects.filter(pk=terminal.pk).update(node=Node.objects.get(code="N2")))
+    other = Institution.objects.get(code="EMP-ANDINA")
+    with pytest.raises(IntegrityError, match="sale_node_institution_fk"):
+        _checked_now(lambda: Node.objects.filter(code="N1").update(institution=other))
+
+
+@pytest.mark.django_db
+def test_a_terminal_with_sales_cannot_move_to_another_node(sale):
+    terminal = Terminal.objects.get(code="N1-CAJA-01")
+    terminal.node = Node.objects.get(code="N2")
+    with pytest.raises(ValidationError) as raised:
+        terminal.full_clean()
+    assert "node" in raised.value.message_dict
+    # Without sales it may move.
+    kiosk = Terminal.objects.get(code="N1-KIOSCO-01")
+    kiosk.node = Node.objects.get(code="N2")
+    kiosk.full_clean()
+    kiosk.save()
+
+
+@pytest.mark.django_db
+def test_a_node_with_sales_cannot_move_to_another_institution(sale):
+    other = Institution.objects.get(code="EMP-ANDINA")
+    node = Node.objects.get(code="N1")
+    node.institution = other
+    with pytest.raises(ValidationError) as raised:
+        node.full_clean()
+    assert "institution" in raised.value.message_dict
+    # A node without sales may.
+    empty = Node.objects.get(code="N2")
+    empty.institution = other
+    empty.full_clean()
