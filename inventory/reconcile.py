@@ -8,6 +8,7 @@ id)`` — the time order of the sales (DESIGN principle 5), made total and stabl
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -90,7 +91,9 @@ def _movement_order(row: tuple) -> tuple:
     return (occurred_at, 1, terminal_id, seq, position, pk)
 
 
-def negative_stock_recompute(*, pairs_since: dict[Pair, datetime]) -> FlagEvaluation:
+def negative_stock_recompute(
+    *, pairs_since: dict[Pair, datetime], reconciling: Collection[UUID] = ()
+) -> FlagEvaluation:
     """Recompute the negative-stock episodes of ``(node, product)`` pairs from a time on.
 
     For each pair the running stock is walked in time order from ``since``. An episode
@@ -107,7 +110,11 @@ def negative_stock_recompute(*, pairs_since: dict[Pair, datetime]) -> FlagEvalua
     members before ``since`` and the lowest stock they reached still hold: the walk
     resumes at ``since`` with that state. Re-walking it from its start made every chunk
     cost as much as the whole episode — a product sold out at 10:00 and never restocked
-    made the whole afternoon's reconciliation slower and slower.
+    made the whole afternoon's reconciliation slower and slower. The lowest stock its
+    members before ``since`` reached is the stored ``lowest_quantity`` when nothing the
+    pair holds from ``since`` on was walked before (only movements of ``reconciling``,
+    the sales being reconciled now: the usual case of sales arriving in time order);
+    otherwise it is computed from the ledger in one SQL window statement.
 
     **Opening stock** is the materialized stock minus the movements walked, read in the
     same statement, so its cost does not grow with the ledger's history.
@@ -127,7 +134,6 @@ def negative_stock_recompute(*, pairs_since: dict[Pair, datetime]) -> FlagEvalua
     window_start = min(pairs_since.values())
 
     continued = _episodes_crossing(pairs_since)
-    lowest_before = _members_lowest_before(continued, pairs_since)
 
     # The stock row in the same statement as the movements: one snapshot, so opening =
     # stock - movements walked is exact even while other writers commit.
@@ -159,6 +165,16 @@ def negative_stock_recompute(*, pairs_since: dict[Pair, datetime]) -> FlagEvalua
     by_pair: dict[Pair, list[tuple]] = defaultdict(list)
     for row in rows:
         by_pair[(row[0], row[1])].append(row)
+    # A continued episode's stored lowest covers exactly its members before ``since`` when
+    # every movement of the pair from ``since`` on is one of the sales reconciled now; a
+    # movement walked before (another sale's, a receipt) may have lowered it after ``since``.
+    reconciling = set(reconciling)
+    rewalked = {
+        pair: episode
+        for pair, episode in continued.items()
+        if any(r[3] >= pairs_since[pair] and r[5] not in reconciling for r in by_pair[pair])
+    }
+    lowest_before = _members_lowest_before(rewalked, pairs_since)
 
     episodes: list[_Episode] = []
     walked: dict[Pair, set[UUID]] = {}

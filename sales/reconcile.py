@@ -165,7 +165,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     for line in tracked:
         pair = (line.node_id, line.product_id)
         pairs_since[pair] = min(pairs_since.get(pair, line.occurred_at), line.occurred_at)
-    negative_stock = negative_stock_recompute(pairs_since=pairs_since)
+    negative_stock = negative_stock_recompute(pairs_since=pairs_since, reconciling=sales.keys())
 
     customer_ids = {s["customer_id"] for s in sales.values() if s["customer_id"] is not None}
     customers_lock(customer_ids=customer_ids)
