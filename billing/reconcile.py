@@ -17,11 +17,11 @@ from itertools import groupby
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import DecimalField, F, OuterRef, Subquery, Sum
+from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum
 
 from billing.ledger import sale_balance_movements_post, sale_unit_movements_post
 from billing.models import BalanceMovement, Customer
-from sales.models import FlagCode, Sale, SaleFlag, SaleLine
+from sales.models import FlagCode, Sale, SaleLine
 from sales.reconcile_flags import FlagEvaluation, time_ordered_flags
 from sales.rules import CustomerFacts, LineFacts, PaymentFacts
 
@@ -160,8 +160,9 @@ def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) ->
     walked with what the customer had spent that day before it: the sale whose running
     total passes the maximum is flagged, and every later one that day too. The sales
     before the key keep their flags (nothing before them changed), so a chunk costs what
-    it walks, not the length of the customer's day. Set-based: four queries at most for
-    any number of days. Pure read; the caller writes the flags. Locks: none of its own
+    it walks, not the length of the customer's day; a flag stays what the maximum in
+    force when its sale was walked made it. Set-based: three queries at most for any
+    number of days. Pure read; the caller writes the flags. Locks: none of its own
     (caller holds the customer locks). Idempotent.
     """
     evaluation = FlagEvaluation(code=FlagCode.DAILY_MAX_EXCEEDED)
@@ -170,28 +171,20 @@ def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) ->
     customer_ids = {c for c, _ in customer_days}
     dates = {d for _, d in customer_days}
     daily_max = dict(Customer.objects.filter(pk__any=list(customer_ids)).order_by().values_list("pk", "daily_max"))
-    # A customer without a maximum is never flagged: their days are not walked, and only
-    # a flag left from when they had one is cleared (normally none: one indexed read).
+    # A customer without a maximum is never flagged: the sales of their days from the key
+    # on are evaluated unflagged (which clears a flag left from when they had one), with
+    # no walk. Their earlier sales are only read when the day has a maximum to walk.
     unlimited = {c for c in customer_ids if daily_max[c] is None}
-    if unlimited:
-        evaluation.evaluated.update(
-            sale_id
-            for sale_id, customer_id, business_date in SaleFlag.objects.filter(
-                code=FlagCode.DAILY_MAX_EXCEEDED,
-                sale__customer_id__any=list(unlimited),
-                sale__business_date__in=dates,
-            )
-            .order_by()
-            .values_list("sale_id", "sale__customer_id", "sale__business_date")
-            if (customer_id, business_date) in customer_days
-        )
     limited = customer_ids - unlimited
+    scope = Q(customer_id__any=list(limited)) if limited else Q()
+    if unlimited:
+        scope |= Q(customer_id__any=list(unlimited), occurred_at__gte=min(customer_days.values())[0])
     # Spent before a sale = the totals of the customer's earlier sales that day, as the
     # online check reads it (sales.ingest.sale_online_record sums Sale.total).
     spent: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
     walked = []
     for row in (
-        Sale.objects.filter(customer_id__any=list(limited), business_date__in=dates)
+        Sale.objects.filter(scope, business_date__in=dates)
         .order_by()  # walked in time of sale below
         .values_list("customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk", "total")
     ):
@@ -200,6 +193,8 @@ def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) ->
             continue
         if (row[2], row[3], row[4]) < since:
             spent[(row[0], row[1])] += row[6]
+        elif row[0] in unlimited:
+            evaluation.evaluated.add(row[5])
         else:
             walked.append(row)
     amounts = _sale_amounts([row[5] for row in walked])

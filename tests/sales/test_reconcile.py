@@ -303,6 +303,30 @@ def test_daily_max_continues_the_day_from_the_stored_totals_before_the_chunk(dem
     assert SaleFlag.objects.get(sale=morning[0], code=FlagCode.DAILY_MAX_EXCEEDED).detail == {"marker": True}
 
 
+def test_a_customer_without_maximum_gets_no_daily_max_flag_from_the_chunk_on(demo, at):
+    # Ana (C-000123) passes her 20000 with her second sale; then her maximum is lifted.
+    def juices(minutes, count):
+        return SaleSpec(
+            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
+        )
+
+    morning = stored_sales_create([juices(30, 4), juices(60, 4)])  # 12000, 24000
+    sales_reconcile()
+    assert flags(*morning, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
+    Customer.objects.filter(code="C-000123").update(daily_max=None)
+
+    # A later sale: the sales from it on are evaluated, under no maximum now; the flag of
+    # the sale before it stays what the maximum then in force made it.
+    (afternoon,) = stored_sales_create([juices(90, 1)])
+    sales_reconcile()
+    assert flags(*morning, afternoon, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True, False]
+
+    # A sale made between the morning's two arrives late: the day from it on is evaluated.
+    (late,) = stored_sales_create([juices(45, 1)])
+    sales_reconcile()
+    assert flags(morning[0], late, morning[1], afternoon, code=FlagCode.DAILY_MAX_EXCEEDED) == [False] * 4
+
+
 def test_daily_max_counts_what_was_spent_before_as_the_stored_totals_like_the_online_check(demo, at):
     # Ana (C-000123) may spend 20000 a day. Her first sale is three lines of 0.005 × 1.00:
     # ingest stores each line's total rounded half up (0.01), so the sale's total is 0.03,
