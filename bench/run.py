@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -624,22 +625,85 @@ def ingest_reps(url: str, fixture: Fixture, *, reps: int, batches: int, uploader
 
 
 def ingest_then_reconcile(
-    url: str, fixture: Fixture, *, reps: int, batches: int, uploaders: int, label: str, reconcile: bool = True
-) -> tuple[dict, list[dict], list[dict]]:
-    """``reps`` times: one ingest repetition, then (unless ``reconcile`` is off) reconcile
-    what it stored. Returns the first repetition's result (its batches are the baselines'
-    input), the ingest runs and the reconcile runs."""
+    url: str,
+    fixture: Fixture,
+    *,
+    reps: int,
+    batches: int,
+    uploaders: int,
+    label: str,
+    reconcile: bool = True,
+    baselines: Callable[[dict], dict] | None = None,
+) -> tuple[dict, list[dict], list[dict], list[dict]]:
+    """``reps`` times: one ingest repetition, then (when given) ``baselines`` over the same
+    rows, then (unless ``reconcile`` is off) reconcile what it stored. Returns the first
+    repetition's result, the ingest runs, the baseline runs and the reconcile runs.
+
+    The baselines run right after the repetition they are compared with: this machine's
+    speed drifts by up to 2× within minutes (the same code measured 77 and 134 ms of web
+    CPU per batch in two repetitions of one run), so a ratio is only meaningful between
+    measurements taken side by side, and the targets take the median of the ratios."""
     first = None
-    ingest_runs, reconcile_runs = [], []
+    ingest_runs, baseline_runs, reconcile_runs = [], [], []
     for rep in range(reps):
         one = ingest_reps(url, fixture, reps=1, batches=batches, uploaders=uploaders, label=label)
         first = first or one
         ingest_runs.extend(one["runs"])
+        if baselines is not None:
+            baseline_runs.append(baselines(one))
         if reconcile:
             rec = reconcile_all()
             log(f"{label} reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
             reconcile_runs.append(rec)
-    return first, ingest_runs, reconcile_runs
+    return first, ingest_runs, baseline_runs, reconcile_runs
+
+
+def baselines_beside(fixture: Fixture, naive_count: int) -> Callable[[dict], dict]:
+    """The COPY ceiling and the naive baseline over the rows of one ingest repetition,
+    with the ingest's ratios to them (rows/s to COPY's, sales/s to naive's)."""
+
+    def run(one: dict) -> dict:
+        ingest = one["runs"][0]
+        log("COPY baseline")
+        copy = copy_baseline(one["_batch_ids"], 1)
+        log("naive baseline")
+        naive = naive_baseline(one["_batches"], fixture, naive_count)
+        log(
+            f"  COPY {copy['rows_per_s']:.0f} rows/s (ingest {ingest['rows_per_s'] / copy['rows_per_s']:.2f} of it); "
+            f"naive {naive['sales_per_s']:.0f} sales/s (ingest {ingest['sales_per_s'] / naive['sales_per_s']:.1f}×)"
+        )
+        return {
+            "copy": copy,
+            "naive": naive,
+            "rows_vs_copy": ingest["rows_per_s"] / copy["rows_per_s"],
+            "sales_vs_naive": ingest["sales_per_s"] / naive["sales_per_s"],
+        }
+
+    return run
+
+
+def baselines_summary(runs: list[dict]) -> tuple[dict, dict, dict]:
+    """COPY and naive figures (median of the repetitions, each listed) and the ratios."""
+    copy = {
+        "runs": [r["copy"] for r in runs],
+        "sales_per_s": median([r["copy"]["sales_per_s"] for r in runs]),
+        "rows_per_s": median([r["copy"]["rows_per_s"] for r in runs]),
+        "rows": runs[0]["copy"]["rows"],
+        "sales": runs[0]["copy"]["sales"],
+    }
+    naive = {
+        "runs": [r["naive"] for r in runs],
+        "sales_per_s": median([r["naive"]["sales_per_s"] for r in runs]),
+        "rows_per_s": median([r["naive"]["rows_per_s"] for r in runs]),
+        "sales": runs[0]["naive"]["sales"],
+    }
+    ratios = {
+        "rows_vs_copy": [r["rows_vs_copy"] for r in runs],
+        "sales_vs_naive": [r["sales_vs_naive"] for r in runs],
+        "rows_vs_copy_median": median([r["rows_vs_copy"] for r in runs]),
+        "sales_vs_naive_median": median([r["sales_vs_naive"] for r in runs]),
+    }
+    return copy, naive, ratios
 
 
 def reconcile_all() -> dict:
@@ -1141,9 +1205,10 @@ def main() -> None:
             "postgresql_settings": PG_SETTINGS if services.pg_started else "external (--database-url)",
             "broker": "redis (tasks published, not consumed)" if broker else "none",
         }
-        first, ingest_runs, reconcile_runs = ingest_then_reconcile(
+        _, ingest_runs, baseline_runs, reconcile_runs = ingest_then_reconcile(
             gunicorn.url, fixture, reps=reps, batches=batches, uploaders=args.uploaders, label="ingest",
             reconcile=not args.ingest_only,
+            baselines=None if args.ingest_only else baselines_beside(fixture, naive_count),
         )  # fmt: skip
         results["ingest_empty"] = {
             "runs": ingest_runs,
@@ -1181,16 +1246,15 @@ def main() -> None:
                 f"{ingest['web_cpu_ms_per_batch']:.0f} ms, PostgreSQL {ingest['postgres_cpu_ms_per_batch']:.0f} ms"
             )
             return
-        log("COPY baseline")
-        results["copy_baseline"] = copy_baseline(first["_batch_ids"], max(reps, 3))
-        log("naive baseline")
-        results["naive_baseline"] = naive_baseline(first["_batches"], fixture, naive_count)
+        results["copy_baseline"], results["naive_baseline"], results["baseline_ratios"] = baselines_summary(
+            baseline_runs
+        )
         results["balances"] = balances_all(gunicorn.url, sizes, reps, rng)
         save_partial(args.output, results)
         log(f"loading {history} historical sales with COPY")
         results["history_load"] = history_load(fixture, history, rng)
         log(f"history loaded in {results['history_load']['total_s']:.0f} s")
-        _, hist_runs, hist_reconcile = ingest_then_reconcile(
+        _, hist_runs, _, hist_reconcile = ingest_then_reconcile(
             gunicorn.url, fixture, reps=reps, batches=batches, uploaders=args.uploaders, label="history"
         )
         results["reconcile_history"] = {
@@ -1232,13 +1296,14 @@ def save_partial(path: str, results: dict) -> None:
 
 def targets(r: dict) -> list[dict]:
     ingest = r["ingest_empty"]
-    copy, naive = r["copy_baseline"], r["naive_baseline"]
+    ratios = r["baseline_ratios"]
     out = [
         ("ingest sales/s, 4 uploaders", ingest["sales_per_s"], ">=", 3000),
         ("batch p95 ms (500 sales)", ingest["p95_ms"], "<=", 300),
         ("batch p95 ms, one uploader", r["ingest_single_uploader"]["p95_ms"], "<=", 300),
-        ("ingest rows/s vs COPY", ingest["rows_per_s"] / copy["rows_per_s"], ">=", 0.15),
-        ("ingest sales/s vs naive", ingest["sales_per_s"] / naive["sales_per_s"], ">=", 20),
+        # Median of the per-repetition ratios, each against baselines run beside it.
+        ("ingest rows/s vs COPY", ratios["rows_vs_copy_median"], ">=", 0.15),
+        ("ingest sales/s vs naive", ratios["sales_vs_naive_median"], ">=", 20),
         ("reconcile sales/s", r["reconcile"]["sales_per_s"], ">=", 5000),
     ]
     bal = r["balances"]
