@@ -1177,7 +1177,11 @@ def history_paired(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small run (about 1-2 minutes)")
-    parser.add_argument("--database-url", help="use this (throwaway!) PostgreSQL database instead of starting one")
+    parser.add_argument(
+        "--database-url",
+        help="use this (throwaway!) PostgreSQL database instead of starting one; its user must be able to create"
+        " databases (the history goes into a copy, <name>_history)",
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3)")
     parser.add_argument("--uploaders", type=int, default=4, help="concurrent uploaders (default 4)")
     parser.add_argument("--batches", type=int, help="batches of 500 sales per ingest repetition (default 40; quick 12)")
