@@ -9,12 +9,12 @@ The demo gives N1's registers terminal-level resolutions, N2 a node-level one an
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from billing.invoicing import today_bogota
 from billing.models import InvoiceResolution
+from sales.ingest import BUSINESS_TZ
 from sales.models import Comanda, InvoiceSource, Sale
 from sales.reconcile import sales_reconcile
 from tests.sales.payloads import ONLINE_URL, assert_error_shape, cash_sale, sale, sale_url
@@ -30,6 +30,13 @@ def online_cash(sku: str = "SKU-JUGO", price: str = "3000.00", **overrides):
 
 def post(client, body):
     return client.post(ONLINE_URL, body, format="json")
+
+
+def sale_day(sale: dict) -> date:
+    """The business date of a sale payload: the day its resolution must cover. Not today:
+    the payloads are made a few minutes in the past, which is yesterday just after
+    midnight in Bogotá."""
+    return datetime.fromisoformat(sale["occurred_at"]).astimezone(BUSINESS_TZ).date()
 
 
 def node_resolution(node: str = "N2") -> InvoiceResolution:
@@ -151,12 +158,13 @@ def test_the_invoice_breach_is_listed_with_unknown_references_too(pos_client):
 
 
 def test_an_expired_resolution_refuses_the_sale_with_invoice_resolution_expired(pos_client):
-    today = today_bogota()
+    body = online_cash()
+    day = sale_day(body)
     InvoiceResolution.objects.filter(pk=node_resolution().pk).update(
-        valid_from=today - timedelta(days=60), valid_until=today - timedelta(days=1)
+        valid_from=day - timedelta(days=60), valid_until=day - timedelta(days=1)
     )
 
-    response = post(pos_client("N2-CAJA-01"), online_cash())
+    response = post(pos_client("N2-CAJA-01"), body)
 
     assert_error_shape(response, 422, "invoice_resolution_expired")
     assert Sale.objects.count() == 0
@@ -233,13 +241,14 @@ def test_terminal_level_number_already_used_is_refused_online(pos_client):
 
 def test_terminal_level_number_on_a_day_the_resolution_was_not_valid_is_refused(pos_client):
     resolution = own_resolution()
-    today = today_bogota()
-    InvoiceResolution.objects.filter(pk=resolution.pk).update(
-        valid_from=today - timedelta(days=60), valid_until=today - timedelta(days=1)
-    )
     invoice = {"prefix": "FE", "number": resolution.next_number, "resolution": resolution.number}
+    body = online_cash(invoice=invoice)
+    day = sale_day(body)
+    InvoiceResolution.objects.filter(pk=resolution.pk).update(
+        valid_from=day - timedelta(days=60), valid_until=day - timedelta(days=1)
+    )
 
-    response = post(pos_client("N1-CAJA-01"), online_cash(invoice=invoice))
+    response = post(pos_client("N1-CAJA-01"), body)
 
     assert_error_shape(response, 422, "invalid_invoice_number")
 
