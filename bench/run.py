@@ -634,20 +634,18 @@ def ingest_then_reconcile(
     label: str,
     reconcile: bool = True,
     baselines: Callable[[dict], dict] | None = None,
-) -> tuple[dict, list[dict], list[dict], list[dict]]:
+) -> tuple[list[dict], list[dict], list[dict]]:
     """``reps`` times: one ingest repetition, then (when given) ``baselines`` over the same
-    rows, then (unless ``reconcile`` is off) reconcile what it stored. Returns the first
-    repetition's result, the ingest runs, the baseline runs and the reconcile runs.
+    rows, then (unless ``reconcile`` is off) reconcile what it stored. Returns the ingest
+    runs, the baseline runs and the reconcile runs.
 
     The baselines run right after the repetition they are compared with: this machine's
     speed drifts by up to 2× within minutes (the same code measured 77 and 134 ms of web
     CPU per batch in two repetitions of one run), so a ratio is only meaningful between
     measurements taken side by side, and the targets take the median of the ratios."""
-    first = None
     ingest_runs, baseline_runs, reconcile_runs = [], [], []
     for rep in range(reps):
         one = ingest_reps(url, fixture, reps=1, batches=batches, uploaders=uploaders, label=label)
-        first = first or one
         ingest_runs.extend(one["runs"])
         if baselines is not None:
             baseline_runs.append(baselines(one))
@@ -655,7 +653,7 @@ def ingest_then_reconcile(
             rec = reconcile_all()
             log(f"{label} reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
             reconcile_runs.append(rec)
-    return first, ingest_runs, baseline_runs, reconcile_runs
+    return ingest_runs, baseline_runs, reconcile_runs
 
 
 def baselines_beside(fixture: Fixture, naive_count: int) -> Callable[[dict], dict]:
@@ -1290,7 +1288,7 @@ def main() -> None:
             "postgresql_settings": PG_SETTINGS if services.pg_started else "external (--database-url)",
             "broker": "redis (tasks published, not consumed)" if broker else "none",
         }
-        _, ingest_runs, baseline_runs, reconcile_runs = ingest_then_reconcile(
+        ingest_runs, baseline_runs, reconcile_runs = ingest_then_reconcile(
             gunicorn.url, fixture, reps=reps, batches=batches, uploaders=args.uploaders, label="ingest",
             reconcile=not args.ingest_only,
             baselines=None if args.ingest_only else baselines_beside(fixture, naive_count),

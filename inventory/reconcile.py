@@ -165,9 +165,14 @@ def negative_stock_recompute(
     by_pair: dict[Pair, list[tuple]] = defaultdict(list)
     for row in rows:
         by_pair[(row[0], row[1])].append(row)
-    # A continued episode's stored lowest covers exactly its members before ``since`` when
-    # every movement of the pair from ``since`` on is one of the sales reconciled now; a
-    # movement walked before (another sale's, a receipt) may have lowered it after ``since``.
+    # A continued episode's stored lowest is the lowest its members before ``since`` left
+    # when every movement of the pair from ``since`` on is one of the sales reconciled now.
+    # It may also hold what one of those sales left when an earlier walk met its movement
+    # (an online sale's, walked by a receipt's recomputation): never below what this walk
+    # finds for it, since all that was added since are sales, which only lower the stock,
+    # so the minimum is the same. A movement from ``since`` on of a sale reconciled before,
+    # or a receipt, may have been walked with a stock this walk changes: then the lowest
+    # before ``since`` is computed from the ledger.
     reconciling = set(reconciling)
     rewalked = {
         pair: episode

@@ -70,10 +70,14 @@ def sale_flags_apply(*, evaluations: Iterable[FlagEvaluation]) -> None:
     episode it continues. Idempotent (unique ``(sale, code)``). Locks: none of its own;
     callers hold the node and customer locks of the sales evaluated.
     """
+    evaluations = list(evaluations)
+    codes = [evaluation.code for evaluation in evaluations]
+    for code in codes:
+        if code not in RECONCILE_FLAG_CODES:
+            raise ValueError(f"{code} is not a reconciliation flag")
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"a flag code is evaluated twice: {codes}")
     evaluations = [evaluation for evaluation in evaluations if evaluation.evaluated]
-    for evaluation in evaluations:
-        if evaluation.code not in RECONCILE_FLAG_CODES:
-            raise ValueError(f"{evaluation.code} is not a reconciliation flag")
     if not evaluations:
         return
     evaluated = {evaluation.code: evaluation.evaluated for evaluation in evaluations}

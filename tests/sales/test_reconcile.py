@@ -594,3 +594,15 @@ def test_unknown_ids_and_an_empty_database_are_harmless(db):
     assert sales_reconcile(sale_ids=[uuid.uuid4()]) == 0
     assert sales_reconcile() == 0
     assert Terminal.objects.count() == 0
+
+
+def test_flags_apply_refuses_codes_it_does_not_own_or_gets_twice():
+    from sales.reconcile_flags import FlagEvaluation, sale_flags_apply
+
+    # Refused before anything is read or written, evaluated sales or not.
+    with pytest.raises(ValueError, match="not a reconciliation flag"):
+        sale_flags_apply(evaluations=[FlagEvaluation(code=FlagCode.BLOCKED_PRODUCT)])
+    with pytest.raises(ValueError, match="evaluated twice"):
+        sale_flags_apply(
+            evaluations=[FlagEvaluation(code=FlagCode.NEGATIVE_STOCK), FlagEvaluation(code=FlagCode.NEGATIVE_STOCK)]
+        )
