@@ -20,6 +20,7 @@ import contextlib
 import gc
 import gzip
 import io
+import itertools
 import json
 import os
 import platform
@@ -526,9 +527,17 @@ class Fixture:
 # --- Ingest -----------------------------------------------------------------------------
 
 
-def ingest_run(url: str, batches: list, uploaders: int) -> dict:
+def ingest_run(url: str, batches: list, uploaders: int, *, rate: float | None = None) -> dict:
     """POST the batches with ``uploaders`` concurrent clients; each uploader owns the
-    batches of its terminals, in order (a terminal uploads its sales in seq order)."""
+    batches of its terminals, in order (a terminal uploads its sales in seq order).
+
+    Without ``rate`` each uploader sends its next batch as soon as the last is answered
+    (closed loop: the server always holds ``uploaders`` batches, the most it can be
+    given). With ``rate`` (sales/s, all uploaders together) the batches are sent on a
+    fixed schedule (open loop): uploader ``u`` sends its ``k``-th batch at
+    ``start + (k + u / uploaders) × uploaders × batch size / rate``, and a batch's latency
+    counts from that scheduled time, not from when it was sent, so an uploader held up
+    by a slow answer adds the delay to its next batches instead of hiding it."""
     import httpx
 
     per_uploader: list[queue.Queue] = [queue.Queue() for _ in range(uploaders)]
@@ -542,15 +551,24 @@ def ingest_run(url: str, batches: list, uploaders: int) -> dict:
     lock = threading.Lock()
     barrier = threading.Barrier(uploaders + 1)
 
-    def work(q: queue.Queue) -> None:
+    sizes = [len(b[3]["sales"]) for b in batches]
+    interval = uploaders * (sum(sizes) / len(sizes)) / rate if rate else 0.0
+    start = [0.0]
+
+    def work(slot: int, q: queue.Queue) -> None:
         with httpx.Client(timeout=120) as client:
             barrier.wait()
-            while True:
+            for k in itertools.count():
                 try:
                     key, body = q.get_nowait()
                 except queue.Empty:
                     return
                 t0 = time.perf_counter()
+                if rate:
+                    scheduled = start[0] + (k + slot / uploaders) * interval
+                    if scheduled > t0:
+                        time.sleep(scheduled - t0)
+                    t0 = scheduled
                 r = client.post(
                     f"{url}/api/v1/pos/sales/batches",
                     content=body,
@@ -564,13 +582,13 @@ def ingest_run(url: str, batches: list, uploaders: int) -> dict:
                     else:
                         accepted[0] += r.json()["accepted"]
 
-    threads = [threading.Thread(target=work, args=(q,)) for q in per_uploader]
+    threads = [threading.Thread(target=work, args=(slot, q)) for slot, q in enumerate(per_uploader)]
     for t in threads:
         t.start()
-    barrier.wait()
     cpu0 = cpu_seconds(SERVER_ROOTS)
     web0 = cpu_seconds(WEB_ROOTS)
-    t0 = time.perf_counter()
+    t0 = start[0] = time.perf_counter()
+    barrier.wait()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
@@ -586,6 +604,7 @@ def ingest_run(url: str, batches: list, uploaders: int) -> dict:
         "batches": len(batches),
         "sales": sales,
         "rows": rows,
+        "paced_sales_per_s": rate,
         "seconds": wall,
         "sales_per_s": sales / wall,
         "rows_per_s": rows / wall,
@@ -1182,6 +1201,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn sync workers (default 3)")
     parser.add_argument("--uploaders", type=int, default=4, help="concurrent uploaders (default 4)")
+    parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=3000,
+        help="sales/s the uploaders send together in the paced latency run (default 3000, the target)",
+    )
     parser.add_argument("--batches", type=int, help="batches of 500 sales per ingest repetition (default 40; quick 12)")
     parser.add_argument("--reps", type=int, help="repetitions of each measurement (default 3; quick 1)")
     parser.add_argument("--history", type=int, help="sales stored for the history run (default 1000000; quick 100000)")
@@ -1314,6 +1339,19 @@ def main() -> None:
             f"{single['web_cpu_ms_per_batch']:.0f} ms, PostgreSQL {single['postgres_cpu_ms_per_batch']:.0f} ms"
         )
         results["ingest_single_uploader"] = single
+        # The latency target at the throughput target: 4 uploaders sending 3,000 sales/s
+        # between them on a schedule. The closed-loop repetitions above measure how much
+        # the server can take; their latency is that throughput read backwards (Little's
+        # law: 4 batches always in the server), not what a batch waits at a given load.
+        paced = ingest_run(
+            gunicorn.url, fixture.batches(12 if quick else 60, 500), args.uploaders, rate=args.paced_rate
+        )
+        log(
+            f"{args.uploaders} uploaders at {args.paced_rate:.0f} sales/s: {paced['sales_per_s']:.0f} sales/s, "
+            f"p50 {paced['p50_ms']:.0f} ms, p95 {paced['p95_ms']:.0f} ms; CPU per batch: web "
+            f"{paced['web_cpu_ms_per_batch']:.0f} ms, PostgreSQL {paced['postgres_cpu_ms_per_batch']:.0f} ms"
+        )
+        results["ingest_paced"] = paced
         if not args.ingest_only:
             reconcile_all()
         results["reconcile"] = {
@@ -1384,8 +1422,9 @@ def targets(r: dict) -> list[dict]:
     ratios = r["baseline_ratios"]
     out = [
         ("ingest sales/s, 4 uploaders", ingest["sales_per_s"], ">=", 3000),
-        ("batch p95 ms (500 sales)", ingest["p95_ms"], "<=", 300),
-        ("batch p95 ms, one uploader", r["ingest_single_uploader"]["p95_ms"], "<=", 300),
+        # At the throughput target, sent on a schedule (ingest_run's rate): what a batch
+        # waits at that load. The closed-loop latencies are in the table, not targets.
+        ("batch p95 ms @3,000 sales/s", r["ingest_paced"]["p95_ms"], "<=", 300),
         # Median of the per-repetition ratios, each against baselines run beside it.
         ("ingest rows/s vs COPY", ratios["rows_vs_copy_median"], ">=", 0.15),
         ("ingest sales/s vs naive", ratios["sales_vs_naive_median"], ">=", 20),
@@ -1422,7 +1461,11 @@ def print_table(r: dict) -> None:
     rows = [
         ("ingest sales/s (empty DB)", f"{ingest['sales_per_s']:.0f}"),
         ("ingest rows/s (empty DB)", f"{ingest['rows_per_s']:.0f}"),
-        ("batch latency p50 / p95 ms", f"{ingest['p50_ms']:.0f} / {ingest['p95_ms']:.0f}"),
+        ("batch latency p50 / p95 ms, closed loop", f"{ingest['p50_ms']:.0f} / {ingest['p95_ms']:.0f}"),
+        (
+            f"  at {r['ingest_paced']['paced_sales_per_s']:.0f} sales/s, paced: p50 / p95 ms",
+            f"{r['ingest_paced']['p50_ms']:.0f} / {r['ingest_paced']['p95_ms']:.0f}",
+        ),
         (
             "  one uploader alone: p50 / p95 ms",
             f"{r['ingest_single_uploader']['p50_ms']:.0f} / {r['ingest_single_uploader']['p95_ms']:.0f}",

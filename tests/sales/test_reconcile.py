@@ -380,6 +380,48 @@ def test_overdraft_moves_to_the_sale_that_really_went_past_the_limit(demo, at):
     assert balance("C-000200") == Decimal("-5200.00")
 
 
+def test_a_backlog_chunk_leaves_the_later_sales_to_their_own_chunk(demo, at):
+    # Ana (C-000123) may spend 20000 a day; Tomás (C-000200) has 500 of overdraft room.
+    # A backlog is reconciled chunk by chunk in time order: the first chunk counts what
+    # the later sales add (spent today; online sales' balance movements), but judges only
+    # its own sales. The later ones are judged by their own chunk, with everything
+    # stored by then, so the flags end the same as judging them at once.
+    def juices(minutes, count):
+        return SaleSpec(
+            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
+        )
+
+    def paygo(minutes, amount):
+        return SaleSpec(
+            terminal="N1-CAJA-01",
+            occurred_at=at(minutes),
+            customer="C-000200",
+            lines=(("SKU-FRUTA", 1, amount),),
+            payments=(("paygo", amount),),
+            offline=False,  # its balance movement is written at ingest
+        )
+
+    first, spender = stored_sales_create([juices(30, 4), paygo(30, "400.00")])  # 12000; room 500 → 100
+    later, over = stored_sales_create([juices(60, 4), paygo(60, "300.00")])  # 24000; room 100 → -200
+    assert sales_reconcile(sale_ids=[first.pk, spender.pk]) == 2
+    assert flags(first, later, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, False]
+    assert flags(spender, over, code=FlagCode.OVERDRAFT_EXCEEDED) == [False, False]
+
+    # Its own chunk judges each later sale with what was spent before it.
+    assert sales_reconcile() == 2
+    assert flags(first, later, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
+    assert flags(spender, over, code=FlagCode.OVERDRAFT_EXCEEDED) == [False, True]
+    detail = SaleFlag.objects.get(sale=later, code=FlagCode.DAILY_MAX_EXCEEDED).detail
+    assert (detail["before"], detail["after"]) == ("12000.00", "24000.00000")
+
+    # A reconciled later sale is still judged again when an earlier one arrives.
+    (earliest,) = stored_sales_create([juices(10, 1)])  # 3000 → 15000 at first
+    sales_reconcile()
+    detail = SaleFlag.objects.get(sale=later, code=FlagCode.DAILY_MAX_EXCEEDED).detail
+    assert (detail["before"], detail["after"]) == ("15000.00", "27000.00000")
+    assert flags(earliest, first, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, False]
+
+
 def test_sequence_gaps_are_recomputed_per_terminal(demo, at):
     for seq in (1, 2, 5, 6, 9):
         stored_sale_create(SaleSpec(terminal="N1-CAJA-01", occurred_at=at(seq), seq=seq, lines=(("SKU-JUGO", 1),)))
@@ -570,11 +612,41 @@ def test_reconcile_of_500_sales_costs_a_bounded_number_of_queries(demo, at, djan
         for i in range(500)
     ]
     sales = stored_sales_create(specs)
-    with django_assert_max_num_queries(50) as captured:
+    with django_assert_max_num_queries(40) as captured:
         assert sales_reconcile(sale_ids=[s.pk for s in sales]) == 500
     print(f"reconcile of 500 sales: {len(captured.captured_queries)} queries")
     assert Comanda.objects.count() == 400  # four sales in five have an arepa or a sandwich
     assert Sale.objects.filter(reconciled_at__isnull=True).count() == 0
+
+
+def test_a_chunk_reads_its_customers_once_in_the_statement_that_locks_them(
+    demo, at, django_assert_max_num_queries
+):
+    # Balance and unit payments, overdraft and daily maximum: every one of them needs the
+    # chunk's customers (institution for the feed, limits for the walks), read once.
+    sales = stored_sales_create(
+        [
+            SaleSpec(
+                terminal="N1-CAJA-01",
+                occurred_at=at(10 + minute),
+                customer=customer,
+                lines=(("SKU-EMPANADA", 1), ("SKU-ALMUERZO", 1, "0.00")),
+                payments=(("paygo", "3500.00"), ("units", "1", "ALMUERZO")),
+            )
+            for minute, customer in enumerate(["C-000123", "C-000200", "C-000123"])
+        ]
+    )
+    with django_assert_max_num_queries(40) as captured:
+        assert sales_reconcile(sale_ids=[s.pk for s in sales]) == 3
+    customer_reads = [
+        query["sql"]
+        for query in captured.captured_queries
+        if query["sql"].startswith('SELECT "billing_customer".')
+    ]
+    assert len(customer_reads) == 1, customer_reads
+    assert balance("C-000123") == Decimal("5000.00")  # 12000 - 2 × 3500
+    assert UnitBalance.objects.get(customer__code="C-000123", unit_type="ALMUERZO").quantity == 10
+    assert Customer.objects.get(code="C-000123").change_seq > 0
 
 
 # The scheduler closes "old" connections, which inside a test transaction means ours.
