@@ -12,7 +12,7 @@ committed before N.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.db import connection, transaction
 
@@ -55,23 +55,31 @@ def customers_touch(*, institution_id: int, customer_ids: Iterable[int]) -> int 
     return seq
 
 
-def customers_feed_seqs(*, customer_ids: Iterable[int]) -> dict[int, int]:
+def customers_feed_seqs(
+    *, customer_ids: Iterable[int], institution_of: Mapping[int, int] | None = None
+) -> dict[int, int]:
     """Lock the customers (``FOR NO KEY UPDATE``, pk order), then their institutions' feed
     rows, and return the sequence each customer's change takes: the next one of its
     institution's feed. The caller writes it to ``change_seq`` in the same transaction,
     in its own UPDATE of the rows when it writes them anyway (a balance and its sequence:
     one new row version). Customers before feeds is the order an admin edit takes them
     (the customer saved, then touched), so the two cannot deadlock.
+
+    ``institution_of`` (``{customer: institution}``): given by a caller that already holds
+    the customers' locks (reconciliation), so they are not read and locked again.
     """
     ids = sorted(set(customer_ids))
     if not ids:
         return {}
-    institution_of = dict(
-        Customer.objects.select_for_update(no_key=True)
-        .filter(pk__any=ids)
-        .order_by("pk")
-        .values_list("pk", "institution_id")
-    )
+    if institution_of is not None:
+        institution_of = {pk: institution_of[pk] for pk in ids}
+    else:
+        institution_of = dict(
+            Customer.objects.select_for_update(no_key=True)
+            .filter(pk__any=ids)
+            .order_by("pk")
+            .values_list("pk", "institution_id")
+        )
     seqs = {
         institution_id: balance_feed_next_seq(institution_id=institution_id)
         for institution_id in sorted(set(institution_of.values()))
@@ -79,11 +87,11 @@ def customers_feed_seqs(*, customer_ids: Iterable[int]) -> dict[int, int]:
     return {pk: seqs[institution_id] for pk, institution_id in institution_of.items()}
 
 
-def customers_feed_bump(*, customer_ids: Iterable[int]) -> None:
+def customers_feed_bump(*, customer_ids: Iterable[int], institution_of: Mapping[int, int] | None = None) -> None:
     """Mark customers of any institutions as changed in the feed
     (:func:`customers_feed_seqs`, then one UPDATE per institution)."""
     by_seq: dict[int, list[int]] = defaultdict(list)
-    for pk, seq in customers_feed_seqs(customer_ids=customer_ids).items():
+    for pk, seq in customers_feed_seqs(customer_ids=customer_ids, institution_of=institution_of).items():
         by_seq[seq].append(pk)
     for seq, pks in sorted(by_seq.items()):
         Customer.objects.filter(pk__any=pks).update(change_seq=seq)

@@ -5,7 +5,7 @@ materialized value, in one transaction, and a bump of the balance feed."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
@@ -22,7 +22,7 @@ from billing.models import (
     UnitMovementKind,
 )
 from paygo.bulk_insert import columns_insert, objects_insert
-from paygo.increments import increments_apply
+from paygo.increments import increments_apply, increments_upsert
 
 
 def balance_movements_post(*, movements: list[BalanceMovement]) -> list[BalanceMovement]:
@@ -43,7 +43,12 @@ def balance_movements_post(*, movements: list[BalanceMovement]) -> list[BalanceM
 
 
 def sale_balance_movements_post(
-    *, payment_ids: list[int], customer_ids: list[int], amounts: list[Decimal], occurred_at: list[datetime]
+    *,
+    payment_ids: list[int],
+    customer_ids: list[int],
+    amounts: list[Decimal],
+    occurred_at: list[datetime],
+    institution_of: Mapping[int, int] | None = None,
 ) -> int:
     """Append one ``sale`` movement of ``-amount`` per paygo payment (given column by
     column) and apply them, skipping payments that already have their movement.
@@ -51,7 +56,9 @@ def sale_balance_movements_post(
     The skip is the unique ``BalanceMovement.payment`` itself (``INSERT … ON CONFLICT DO
     NOTHING RETURNING``): no read of existing movements, no model instances; only the
     rows really inserted change balances and the feed. Zero amounts are the caller's to
-    leave out (``balance_movement_not_zero``). Returns the number of movements inserted.
+    leave out (``balance_movement_not_zero``). ``institution_of``: the customers'
+    institutions, from a caller that holds their locks (:func:`~billing.feed.customers_feed_seqs`).
+    Returns the number of movements inserted.
     """
     if not payment_ids:
         return 0
@@ -70,11 +77,13 @@ def sale_balance_movements_post(
             returning=("customer", "amount"),
             on_conflict_do_nothing=True,
         )
-        _balances_apply(inserted)
+        _balances_apply(inserted, institution_of=institution_of)
     return len(inserted)
 
 
-def _balances_apply(movements: Iterable[tuple[int, Decimal]]) -> None:
+def _balances_apply(
+    movements: Iterable[tuple[int, Decimal]], *, institution_of: Mapping[int, int] | None = None
+) -> None:
     """Add ``(customer, amount)`` movements to the balances and bump the feed: the
     customers' feed sequences first (:func:`~billing.feed.customers_feed_seqs`, which locks
     the customers, then the feed rows until commit), then balances and ``change_seq`` in
@@ -84,7 +93,7 @@ def _balances_apply(movements: Iterable[tuple[int, Decimal]]) -> None:
         deltas[customer_id] += amount
     if not deltas:
         return
-    seqs = customers_feed_seqs(customer_ids=deltas)
+    seqs = customers_feed_seqs(customer_ids=deltas, institution_of=institution_of)
     increments_apply(Customer, "balance", deltas, assign={"change_seq": seqs})
 
 
@@ -105,10 +114,12 @@ def sale_unit_movements_post(
     unit_types: list[str],
     quantities: list[int],
     occurred_at: list[datetime],
+    institution_of: Mapping[int, int] | None = None,
 ) -> int:
     """Append one ``sale`` movement of ``-quantity`` units per units payment, skipping
     payments that already have theirs (unique ``UnitMovement.payment``, as
-    :func:`sale_balance_movements_post`). Returns the number of movements inserted."""
+    :func:`sale_balance_movements_post`, ``institution_of`` too). Returns the number of
+    movements inserted."""
     if not payment_ids:
         return 0
     with transaction.atomic():
@@ -127,25 +138,18 @@ def sale_unit_movements_post(
             returning=("customer", "unit_type", "quantity"),
             on_conflict_do_nothing=True,
         )
-        _units_apply(inserted)
+        _units_apply(inserted, institution_of=institution_of)
     return len(inserted)
 
 
-def _units_apply(movements: Iterable[tuple[int, str, int]]) -> None:
+def _units_apply(movements: Iterable[tuple[int, str, int]], *, institution_of: Mapping[int, int] | None = None) -> None:
     """Add ``(customer, unit type, quantity)`` movements to the unit balances (missing rows
-    created first, one UPDATE for all) and bump the feed."""
+    created with them: one ``INSERT … ON CONFLICT DO UPDATE``,
+    :func:`paygo.increments.increments_upsert`) and bump the feed."""
     deltas: dict[tuple[int, str], int] = defaultdict(int)
     for customer_id, unit_type, quantity in movements:
         deltas[(customer_id, unit_type)] += quantity
     if not deltas:
         return
-    UnitBalance.objects.bulk_create(
-        [UnitBalance(customer_id=c, unit_type=u, quantity=0) for c, u in deltas],
-        ignore_conflicts=True,
-    )
-    rows = UnitBalance.objects.filter(customer_id__any=list({c for c, _ in deltas})).values_list(
-        "pk", "customer_id", "unit_type"
-    )
-    by_pk = {pk: deltas[(c, u)] for pk, c, u in rows if (c, u) in deltas}
-    increments_apply(UnitBalance, "quantity", by_pk)
-    customers_feed_bump(customer_ids={c for c, _ in deltas})
+    increments_upsert(UnitBalance, ("customer", "unit_type"), "quantity", deltas)
+    customers_feed_bump(customer_ids={c for c, _ in deltas}, institution_of=institution_of)

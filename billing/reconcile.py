@@ -9,7 +9,7 @@ Order of sales: ``(occurred_at, terminal, seq)`` — time of sale, never arrival
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -41,14 +41,17 @@ class SalePaymentEffect:
     unit_type: str = ""
 
 
-def sale_balance_movements_append(*, payments: list[SalePaymentEffect]) -> int:
+def sale_balance_movements_append(
+    *, payments: list[SalePaymentEffect], institution_of: Mapping[int, int] | None = None
+) -> int:
     """Append one ``sale`` balance movement (−amount) per paygo payment that has none.
 
     Online sales already got theirs at ingest; those, and a retried reconcile's own, are
     skipped by the unique ``BalanceMovement.payment``
     (:func:`~billing.ledger.sale_balance_movements_post`). Balances change set-based and
     the balance feed is bumped (terminals see the change). Locks: the institution's
-    balance feed row until commit. Returns the number of movements appended.
+    balance feed row until commit (the customers' too, unless ``institution_of`` says the
+    caller holds them). Returns the number of movements appended.
     """
     payments = [p for p in payments if p.amount != 0]
     return sale_balance_movements_post(
@@ -56,10 +59,13 @@ def sale_balance_movements_append(*, payments: list[SalePaymentEffect]) -> int:
         customer_ids=[p.customer_id for p in payments],
         amounts=[p.amount for p in payments],
         occurred_at=[p.occurred_at for p in payments],
+        institution_of=institution_of,
     )
 
 
-def sale_unit_movements_append(*, payments: list[SalePaymentEffect]) -> int:
+def sale_unit_movements_append(
+    *, payments: list[SalePaymentEffect], institution_of: Mapping[int, int] | None = None
+) -> int:
     """Append one ``sale`` unit movement (−amount units) per units payment that has none.
 
     Same guarantees as :func:`sale_balance_movements_append` (``UnitMovement.payment`` is
@@ -72,6 +78,7 @@ def sale_unit_movements_append(*, payments: list[SalePaymentEffect]) -> int:
         unit_types=[p.unit_type for p in payments],
         quantities=[int(p.amount) for p in payments],
         occurred_at=[p.occurred_at for p in payments],
+        institution_of=institution_of,
     )
 
 
@@ -82,22 +89,36 @@ def _balance_order(row: tuple) -> tuple:
     return (occurred_at, 1, terminal_id, seq, position, pk)
 
 
-def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluation:
+def overdraft_recompute(
+    *,
+    customers_since: dict[int, datetime],
+    reconciling: Collection[UUID] | None = None,
+    limits: Mapping[int, Decimal] | None = None,
+) -> FlagEvaluation:
     """Recompute ``overdraft_exceeded`` for the customers' sales from a time on.
 
     Walks each customer's balance ledger in time order (opening = balance minus the
     movements from ``since`` on) and asks :mod:`sales.rules` for every sale with its
-    balance just before it. Set-based: two queries for any number of customers. Pure read; the
-    caller writes the flags. Locks: none of its own; the caller holds the customer locks
-    (:func:`sales.reconcile_locks.customers_lock`). Idempotent.
+    balance just before it. With ``reconciling`` (the sales being reconciled), a later
+    sale still waiting for a reconciliation of its own (an online sale: its movement is
+    written at ingest) is walked, its movement counts, but it is not judged: its own
+    chunk judges it, from its time on, with everything stored by then. Reconciling a
+    backlog chunk by chunk in time order, each chunk would otherwise judge the rest of the
+    backlog's sales of its customers, again in every chunk. Set-based: two queries for any
+    number of customers. Pure read; the caller writes the flags. Locks: none of its own;
+    the caller holds the customer locks (:func:`sales.reconcile_locks.customers_lock`),
+    so a sale another worker reconciles is either committed before this reads it or
+    waits for this chunk to end; ``limits`` (``{customer: overdraft limit}``) as the
+    caller read them with those locks, else read here. Idempotent.
     """
     evaluation = FlagEvaluation(code=FlagCode.OVERDRAFT_EXCEEDED)
     if not customers_since:
         return evaluation
     window_start = min(customers_since.values())
-    limits = dict(
-        Customer.objects.filter(pk__any=list(customers_since)).order_by().values_list("pk", "overdraft_limit")
-    )
+    if limits is None:
+        limits = dict(
+            Customer.objects.filter(pk__any=list(customers_since)).order_by().values_list("pk", "overdraft_limit")
+        )
     # Opening balance = the materialized balance minus the movements walked, the balance
     # read in the same statement (one snapshot): its cost does not grow with the
     # customer's history, as a sum of every earlier movement would.
@@ -116,6 +137,7 @@ def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluati
             "payment__sale__seq",
             "payment__position",
             "balance_now",
+            "payment__sale__reconciled_at",
         )
     )
     by_customer: dict[int, list[tuple]] = defaultdict(list)
@@ -132,7 +154,7 @@ def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluati
         for (sale_id, _key), group in groupby(ordered, key=lambda r: (r[4], r[4] or r[3])):
             group = list(group)
             delta = sum((r[1] for r in group), ZERO)
-            if sale_id is None or group[0][2] < since:
+            if sale_id is None or group[0][2] < since or _judged_later(group[0][9], sale_id, reconciling):
                 running += delta
                 continue
             flags = time_ordered_flags(
@@ -150,7 +172,13 @@ def overdraft_recompute(*, customers_since: dict[int, datetime]) -> FlagEvaluati
 SaleKey = tuple[datetime, int, int]
 
 
-def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) -> FlagEvaluation:
+def daily_max_recompute(
+    *,
+    customer_days: Mapping[tuple[int, date], SaleKey],
+    amounts: Mapping[UUID, Decimal] | None = None,
+    reconciling: Collection[UUID] | None = None,
+    maximums: Mapping[int, Decimal | None] | None = None,
+) -> FlagEvaluation:
     """Recompute ``daily_max_exceeded`` for the given customers' days, from a sale on.
 
     ``customer_days`` maps each (customer, Bogotá business date) to the time-order key of
@@ -161,16 +189,23 @@ def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) ->
     total passes the maximum is flagged, and every later one that day too. The sales
     before the key keep their flags (nothing before them changed), so a chunk costs what
     it walks, not the length of the customer's day; a flag stays what the maximum in
-    force when its sale was walked made it. Set-based: three queries at most for any
-    number of days. Pure read; the caller writes the flags. Locks: none of its own
-    (caller holds the customer locks). Idempotent.
+    force when its sale was walked made it. ``amounts``: what the caller already summed
+    of some sales' lines (Σ quantity × unit price, :func:`sale_amounts_add`); the lines
+    of the other sales walked are summed here. ``reconciling``: as for
+    :func:`overdraft_recompute`, a later sale still waiting for its own reconciliation
+    counts in what the customer spent but is not judged; ``maximums`` (``{customer:
+    daily maximum}``) as the caller read them with the customers' locks, else read here.
+    Set-based: three queries at most for any number of days. Pure read; the caller writes
+    the flags. Locks: none of its own (caller holds the customer locks). Idempotent.
     """
     evaluation = FlagEvaluation(code=FlagCode.DAILY_MAX_EXCEEDED)
     if not customer_days:
         return evaluation
     customer_ids = {c for c, _ in customer_days}
     dates = {d for _, d in customer_days}
-    daily_max = dict(Customer.objects.filter(pk__any=list(customer_ids)).order_by().values_list("pk", "daily_max"))
+    if maximums is None:
+        maximums = dict(Customer.objects.filter(pk__any=list(customer_ids)).order_by().values_list("pk", "daily_max"))
+    daily_max = {customer_id: maximums[customer_id] for customer_id in customer_ids}
     # A customer without a maximum is never flagged: the sales of their days from the key
     # on are evaluated unflagged (which clears a flag left from when they had one), with
     # no walk. Their earlier sales are only read when the day has a maximum to walk.
@@ -186,23 +221,30 @@ def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) ->
     for row in (
         Sale.objects.filter(scope, business_date__in=dates)
         .order_by()  # walked in time of sale below
-        .values_list("customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk", "total")
+        .values_list(
+            "customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk", "total", "reconciled_at"
+        )
     ):
         since = customer_days.get((row[0], row[1]))
         if since is None:
             continue
         if (row[2], row[3], row[4]) < since:
             spent[(row[0], row[1])] += row[6]
-        elif row[0] in unlimited:
-            evaluation.evaluated.add(row[5])
-        else:
+        elif row[0] not in unlimited:
             walked.append(row)
-    amounts = _sale_amounts([row[5] for row in walked])
-    for customer_id, business_date, _occurred_at, _terminal, _seq, sale_id, total in sorted(
+        elif not _judged_later(row[7], row[5], reconciling):
+            evaluation.evaluated.add(row[5])
+    known = amounts or {}
+    judged = [row[5] for row in walked if row[5] not in known and not _judged_later(row[7], row[5], reconciling)]
+    amounts = {**_sale_amounts(judged), **known}
+    for customer_id, business_date, _occurred_at, _terminal, _seq, sale_id, total, reconciled_at in sorted(
         walked, key=lambda r: (r[2], r[3], r[4])
     ):
-        amount = amounts.get(sale_id, ZERO)
         before = spent[(customer_id, business_date)]
+        if _judged_later(reconciled_at, sale_id, reconciling):
+            spent[(customer_id, business_date)] = before + total
+            continue
+        amount = amounts.get(sale_id, ZERO)
         flags = time_ordered_flags(
             # The daily maximum reads only what the sale adds up to (SaleFacts.total), so
             # one line of that amount stands for the sale's lines.
@@ -216,12 +258,26 @@ def daily_max_recompute(*, customer_days: Mapping[tuple[int, date], SaleKey]) ->
     return evaluation
 
 
+def _judged_later(reconciled_at: datetime | None, sale_id: UUID, reconciling: Collection[UUID] | None) -> bool:
+    """A sale waiting for a reconciliation of its own (not the one running): its flags are
+    decided then, with every sale stored before it by that time."""
+    return reconciling is not None and reconciled_at is None and sale_id not in reconciling
+
+
+def sale_amounts_add(amounts: dict[UUID, Decimal], sale_id: UUID, quantity: Decimal, unit_price: Decimal) -> None:
+    """Add one line to its sale's amount (Σ quantity × unit price, exact in Decimal as in
+    PostgreSQL's ``numeric``: :func:`_sale_amounts` reads the same sum there)."""
+    amounts[sale_id] = amounts.get(sale_id, ZERO) + quantity * unit_price
+
+
 def _sale_amounts(sale_ids: list[UUID]) -> dict[UUID, Decimal]:
     """Σ quantity × unit_price of each sale's lines, exact: what ``SaleFacts.total`` adds.
 
     On PostgreSQL summed by the database (``numeric`` arithmetic is exact, as Decimal's
     is), one row per sale instead of one per line. SQLite keeps decimals as floating
     point, so there the lines are read and summed as Decimals."""
+    if not sale_ids:
+        return {}
     lines = SaleLine.objects.filter(sale_id__any=sale_ids).order_by()
     if connection.vendor == "postgresql":
         return dict(
@@ -229,7 +285,7 @@ def _sale_amounts(sale_ids: list[UUID]) -> dict[UUID, Decimal]:
             .annotate(amount=Sum(F("quantity") * F("unit_price"), output_field=DecimalField()))
             .values_list("sale_id", "amount")
         )
-    amounts: dict[UUID, Decimal] = defaultdict(Decimal)
+    amounts: dict[UUID, Decimal] = {}
     for sale_id, quantity, unit_price in lines.values_list("sale_id", "quantity", "unit_price"):
-        amounts[sale_id] += quantity * unit_price
+        sale_amounts_add(amounts, sale_id, quantity, unit_price)
     return amounts

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from inventory.models import NodeStock, StockMovement, StockMovementKind
 from paygo.bulk_insert import columns_insert, objects_insert
-from paygo.increments import increments_apply
+from paygo.increments import increments_upsert
 
 
 def stock_movements_post(*, movements: list[StockMovement]) -> list[StockMovement]:
@@ -69,19 +69,10 @@ def sale_stock_movements_post(
 
 
 def _node_stock_apply(movements: Iterable[tuple[int, int, Decimal]]) -> None:
-    """Add ``(node, product, quantity)`` movements to node stock: one INSERT … ON CONFLICT
-    DO NOTHING for missing stock rows, one read of their ids, one UPDATE for all."""
+    """Add ``(node, product, quantity)`` movements to node stock, creating the stock rows
+    still missing: one ``INSERT … ON CONFLICT DO UPDATE`` for all
+    (:func:`paygo.increments.increments_upsert`)."""
     deltas: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
     for node_id, product_id, quantity in movements:
         deltas[(node_id, product_id)] += quantity
-    if not deltas:
-        return
-    NodeStock.objects.bulk_create(
-        [NodeStock(node_id=n, product_id=p, quantity=Decimal("0")) for n, p in deltas],
-        ignore_conflicts=True,
-    )
-    rows = NodeStock.objects.filter(
-        node_id__in={n for n, _ in deltas}, product_id__in={p for _, p in deltas}
-    ).values_list("pk", "node_id", "product_id")
-    by_pk = {pk: deltas[(n, p)] for pk, n, p in rows if (n, p) in deltas}
-    increments_apply(NodeStock, "quantity", by_pk)
+    increments_upsert(NodeStock, ("node", "product"), "quantity", deltas, touched="updated_at")

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db import connection, models
 from django.db.models import Case, F, Value, When
+from django.utils import timezone
 
 from paygo.bulk_insert import array_param
 
@@ -73,6 +74,75 @@ def increments_apply(
             output_field=other.__class__(**_numeric_kwargs(other)),
         )
     return model._default_manager.filter(pk__in=keys).update(**updates)
+
+
+def increments_upsert(
+    model: type[models.Model],
+    keys: tuple[str, ...],
+    field_name: str,
+    deltas: Mapping[tuple, Any],
+    *,
+    touched: str | None = None,
+) -> int:
+    """Add ``deltas[key]`` to ``field_name`` of the row with those ``keys`` (a unique
+    constraint's fields), creating the row with the delta when it does not exist yet, in
+    one ``INSERT … ON CONFLICT (keys) DO UPDATE SET field = field + excluded.field``.
+
+    Every other column of a new row takes its model default (given in the statement, as
+    Django does not create database defaults); ``touched`` names a timestamp column set
+    to now on insert and update (an ``auto_now`` field). Returns the rows written. The
+    conflict check and the addition are one atomic step, so two writers of one row
+    cannot lose an increment, and no row is read first. Rows are written (and locked) in
+    key order.
+    """
+    if not deltas:
+        return 0
+    opts = model._meta
+    quote = connection.ops.quote_name
+    key_fields = [opts.get_field(name) for name in keys]
+    field = opts.get_field(field_name)
+    now = timezone.now()
+    others = [
+        f
+        for f in opts.concrete_fields
+        if f is not opts.pk and f not in key_fields and f is not field and f.name != touched
+    ]
+    # In key order: concurrent writers of the same rows lock them in the same order.
+    rows = sorted(deltas.items())
+    columns: list[tuple[models.Field, list[Any]]] = [
+        *((f, [key[i] for key, _ in rows]) for i, f in enumerate(key_fields)),
+        (field, [delta for _, delta in rows]),
+        *((f, [f.get_default()] * len(rows)) for f in others),
+    ]
+    if touched is not None:
+        columns.append((opts.get_field(touched), [now] * len(rows)))
+    table, column = quote(opts.db_table), quote(field.column)
+    names = ", ".join(quote(f.column) for f, _ in columns)
+    sets = [f"{column} = {table}.{column} + excluded.{column}"]
+    if touched is not None:
+        stamp = quote(opts.get_field(touched).column)
+        sets.append(f"{stamp} = excluded.{stamp}")
+    conflict = f" ON CONFLICT ({', '.join(quote(f.column) for f in key_fields)}) DO UPDATE SET {', '.join(sets)}"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            casts = ", ".join(f"%s::{f.db_type(connection)}[]" for f, _ in columns)
+            cursor.execute(
+                f"INSERT INTO {table} ({names}) SELECT * FROM unnest({casts}){conflict}",
+                [array_param([f.get_db_prep_save(v, connection) for v in values]) for f, values in columns],
+            )
+            return cursor.rowcount
+        row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        written = 0
+        for start in range(0, len(rows), _SQLITE_ROWS):
+            part = range(start, min(start + _SQLITE_ROWS, len(rows)))
+            params = [f.get_db_prep_save(values[i], connection) for i in part for f, values in columns]
+            cursor.execute(f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(part))}{conflict}", params)
+            written += cursor.rowcount
+        return written
+
+
+# Rows per statement on SQLite (one parameter per value; its limit is 32766 at least).
+_SQLITE_ROWS = 1000
 
 
 def _numeric_kwargs(field: models.Field) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
+from decimal import Decimal
 from uuid import UUID
 
 from django.db import transaction
@@ -32,6 +33,7 @@ from billing.reconcile import (
     SalePaymentEffect,
     daily_max_recompute,
     overdraft_recompute,
+    sale_amounts_add,
     sale_balance_movements_append,
     sale_unit_movements_append,
 )
@@ -141,6 +143,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             "pk",
             "sale_id",
             "quantity",
+            "unit_price",
             "product_id",
             "product__sku",
             "product__name",
@@ -157,7 +160,7 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             quantity=quantity,
             occurred_at=sales[sale_id]["occurred_at"],
         )
-        for pk, sale_id, quantity, product_id, _sku, _name, tracks, _prep in lines
+        for pk, sale_id, quantity, _price, product_id, _sku, _name, tracks, _prep in lines
         if tracks
     ]
     sale_stock_movements_append(lines=tracked)
@@ -168,7 +171,8 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     negative_stock = negative_stock_recompute(pairs_since=pairs_since, reconciling=sales.keys())
 
     customer_ids = {s["customer_id"] for s in sales.values() if s["customer_id"] is not None}
-    customers_lock(customer_ids=customer_ids)
+    customers = customers_lock(customer_ids=customer_ids)
+    institution_of = {pk: customer.institution_id for pk, customer in customers.items()}
     paygo: list[SalePaymentEffect] = []
     units: list[SalePaymentEffect] = []
     for pk, sale_id, method, amount, unit_type in (
@@ -189,14 +193,18 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             unit_type=unit_type,
         )
         (paygo if method == PaymentMethod.PAYGO else units).append(effect)
-    sale_balance_movements_append(payments=paygo)
-    sale_unit_movements_append(payments=units)
+    sale_balance_movements_append(payments=paygo, institution_of=institution_of)
+    sale_unit_movements_append(payments=units, institution_of=institution_of)
     customers_since: dict[int, datetime] = {}
     for payment in paygo:
         customers_since[payment.customer_id] = min(
             customers_since.get(payment.customer_id, payment.occurred_at), payment.occurred_at
         )
-    overdraft = overdraft_recompute(customers_since=customers_since)
+    overdraft = overdraft_recompute(
+        customers_since=customers_since,
+        reconciling=sales.keys(),
+        limits={pk: customer.overdraft_limit for pk, customer in customers.items()},
+    )
     # Each customer's day from its earliest sale in the chunk (time order) on.
     customer_days: dict[tuple[int, date], tuple[datetime, int, int]] = {}
     for s in sales.values():
@@ -205,11 +213,22 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             key = (s["occurred_at"], s["terminal_id"], s["seq"])
             if day not in customer_days or key < customer_days[day]:
                 customer_days[day] = key
-    daily_max = daily_max_recompute(customer_days=customer_days)
+    # The chunk's own sales are summed from the lines read above; only later sales of
+    # those days that arrived before them are summed by the recomputation.
+    amounts: dict[UUID, Decimal] = {}
+    for _pk, sale_id, quantity, unit_price, *_ in lines:
+        if sales[sale_id]["customer_id"] is not None:
+            sale_amounts_add(amounts, sale_id, quantity, unit_price)
+    daily_max = daily_max_recompute(
+        customer_days=customer_days,
+        amounts=amounts,
+        reconciling=sales.keys(),
+        maximums={pk: customer.daily_max for pk, customer in customers.items()},
+    )
     sale_flags_apply(evaluations=[negative_stock, overdraft, daily_max])
 
     items: dict[UUID, list[tuple[str, str, object]]] = defaultdict(list)
-    for _pk, sale_id, quantity, _product, sku, name, _tracks, prep in lines:
+    for _pk, sale_id, quantity, _price, _product, sku, name, _tracks, prep in lines:
         if prep:
             items[sale_id].append((sku, name, quantity))
     comandas_create(
@@ -256,7 +275,8 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
 
 def unreconciled_sale_ids(*, older_than: datetime, limit: int) -> list[UUID]:
     """Ids of sales received before ``older_than`` and still unreconciled, oldest first
-    (served by the partial index ``sale_unreconciled``). Read only; no locks."""
+    (the partial index ``sale_unreconciled_time`` holds only unreconciled sales, so this
+    reads those, however many sales are stored). Read only; no locks."""
     return list(
         Sale.objects.filter(reconciled_at__isnull=True, received_at__lt=older_than)
         .order_by("received_at")

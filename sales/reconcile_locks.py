@@ -24,6 +24,8 @@ On SQLite ``select_for_update`` is a no-op: the embedded default opens every tra
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 from billing.models import Customer
@@ -66,11 +68,26 @@ def nodes_lock(*, node_ids: Iterable[int]) -> list[int]:
     )
 
 
-def customers_lock(*, customer_ids: Iterable[int]) -> list[int]:
-    """Lock the customers (``SELECT … FOR NO KEY UPDATE`` in ``pk`` order) until the transaction ends."""
+class LockedCustomer(NamedTuple):
+    """What reconciliation reads of a customer, as it stands while locked."""
+
+    institution_id: int
+    overdraft_limit: Decimal
+    daily_max: Decimal | None
+
+
+def customers_lock(*, customer_ids: Iterable[int]) -> dict[int, LockedCustomer]:
+    """Lock the customers (``SELECT … FOR NO KEY UPDATE`` in ``pk`` order) until the
+    transaction ends, and return what reconciliation reads of them (their limits, their
+    institution's balance feed): read in the locking statement, so no other query reads
+    them again and nothing can change them before the transaction ends."""
     ids = sorted(set(customer_ids))
     if not ids:
-        return []
-    return list(
-        Customer.objects.select_for_update(no_key=True).filter(pk__any=ids).order_by("pk").values_list("pk", flat=True)
-    )
+        return {}
+    return {
+        pk: LockedCustomer(*row)
+        for pk, *row in Customer.objects.select_for_update(no_key=True)
+        .filter(pk__any=ids)
+        .order_by("pk")
+        .values_list("pk", "institution_id", "overdraft_limit", "daily_max")
+    }

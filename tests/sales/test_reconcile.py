@@ -619,9 +619,7 @@ def test_reconcile_of_500_sales_costs_a_bounded_number_of_queries(demo, at, djan
     assert Sale.objects.filter(reconciled_at__isnull=True).count() == 0
 
 
-def test_a_chunk_reads_its_customers_once_in_the_statement_that_locks_them(
-    demo, at, django_assert_max_num_queries
-):
+def test_a_chunk_reads_its_customers_once_in_the_statement_that_locks_them(demo, at, django_assert_max_num_queries):
     # Balance and unit payments, overdraft and daily maximum: every one of them needs the
     # chunk's customers (institution for the feed, limits for the walks), read once.
     sales = stored_sales_create(
@@ -639,9 +637,7 @@ def test_a_chunk_reads_its_customers_once_in_the_statement_that_locks_them(
     with django_assert_max_num_queries(40) as captured:
         assert sales_reconcile(sale_ids=[s.pk for s in sales]) == 3
     customer_reads = [
-        query["sql"]
-        for query in captured.captured_queries
-        if query["sql"].startswith('SELECT "billing_customer".')
+        query["sql"] for query in captured.captured_queries if query["sql"].startswith('SELECT "billing_customer".')
     ]
     assert len(customer_reads) == 1, customer_reads
     assert balance("C-000123") == Decimal("5000.00")  # 12000 - 2 × 3500
