@@ -42,7 +42,10 @@ class SalePaymentEffect:
 
 
 def sale_balance_movements_append(
-    *, payments: list[SalePaymentEffect], institution_of: Mapping[int, int] | None = None
+    *,
+    payments: list[SalePaymentEffect],
+    institution_of: Mapping[int, int] | None = None,
+    also_changed: Collection[int] = (),
 ) -> int:
     """Append one ``sale`` balance movement (−amount) per paygo payment that has none.
 
@@ -51,7 +54,9 @@ def sale_balance_movements_append(
     (:func:`~billing.ledger.sale_balance_movements_post`). Balances change set-based and
     the balance feed is bumped (terminals see the change). Locks: the institution's
     balance feed row until commit (the customers' too, unless ``institution_of`` says the
-    caller holds them). Returns the number of movements appended.
+    caller holds them). ``also_changed``: customers whose units changed, bumped in the
+    feed with the balances (:func:`sale_unit_movements_append`). Returns the number of
+    movements appended.
     """
     payments = [p for p in payments if p.amount != 0]
     return sale_balance_movements_post(
@@ -60,16 +65,22 @@ def sale_balance_movements_append(
         amounts=[p.amount for p in payments],
         occurred_at=[p.occurred_at for p in payments],
         institution_of=institution_of,
+        also_changed=also_changed,
     )
 
 
 def sale_unit_movements_append(
-    *, payments: list[SalePaymentEffect], institution_of: Mapping[int, int] | None = None
+    *,
+    payments: list[SalePaymentEffect],
+    institution_of: Mapping[int, int] | None = None,
+    changed: set[int] | None = None,
 ) -> int:
     """Append one ``sale`` unit movement (−amount units) per units payment that has none.
 
     Same guarantees as :func:`sale_balance_movements_append` (``UnitMovement.payment`` is
-    unique). Returns the number of movements appended.
+    unique). With ``changed``, the customers whose units changed are added to it and left
+    for the caller to bump in the feed (``also_changed`` of the balances' append).
+    Returns the number of movements appended.
     """
     payments = [p for p in payments if int(p.amount) != 0]
     return sale_unit_movements_post(
@@ -79,6 +90,7 @@ def sale_unit_movements_append(
         quantities=[int(p.amount) for p in payments],
         occurred_at=[p.occurred_at for p in payments],
         institution_of=institution_of,
+        changed=changed,
     )
 
 

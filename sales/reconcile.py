@@ -193,8 +193,11 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             unit_type=unit_type,
         )
         (paygo if method == PaymentMethod.PAYGO else units).append(effect)
-    sale_balance_movements_append(payments=paygo, institution_of=institution_of)
-    sale_unit_movements_append(payments=units, institution_of=institution_of)
+    # Units first: the customers whose units change are bumped in the balance feed with
+    # the balances, one sequence and one row version for both.
+    units_changed: set[int] = set()
+    sale_unit_movements_append(payments=units, institution_of=institution_of, changed=units_changed)
+    sale_balance_movements_append(payments=paygo, institution_of=institution_of, also_changed=units_changed)
     customers_since: dict[int, datetime] = {}
     for payment in paygo:
         customers_since[payment.customer_id] = min(

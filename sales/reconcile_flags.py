@@ -13,7 +13,15 @@ from typing import Any
 from uuid import UUID
 
 from sales.models import FlagCode, SaleFlag
-from sales.rules import CustomerFacts, LineFacts, PaymentFacts, SaleFacts, offline_flags, sale_breaches
+from sales.rules import (
+    TIME_ORDERED_RULES,
+    CustomerFacts,
+    LineFacts,
+    PaymentFacts,
+    SaleFacts,
+    offline_flags,
+    sale_breaches,
+)
 
 RECONCILE_FLAG_CODES = frozenset({FlagCode.NEGATIVE_STOCK, FlagCode.OVERDRAFT_EXCEEDED, FlagCode.DAILY_MAX_EXCEEDED})
 
@@ -42,7 +50,8 @@ def time_ordered_flags(
 
     Only the facts known in time order (stock before, balance before, spent today
     before) are given; the sale's context (offline, terminal kind, node flags) is left
-    neutral because the rules that read it run at ingest. Returns only the flags this
+    neutral because the rules that read it run at ingest; only the rules that read what
+    came before the sale are asked (``TIME_ORDERED_RULES``). Returns only the flags this
     module owns. Pure; no database.
     """
     facts = SaleFacts(
@@ -55,7 +64,9 @@ def time_ordered_flags(
         customer=customer,
     )
     return {
-        code: detail for code, detail in offline_flags(sale_breaches(facts)).items() if code in RECONCILE_FLAG_CODES
+        code: detail
+        for code, detail in offline_flags(sale_breaches(facts, rules=TIME_ORDERED_RULES)).items()
+        if code in RECONCILE_FLAG_CODES
     }
 
 

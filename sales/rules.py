@@ -272,10 +272,15 @@ def _price(facts: SaleFacts) -> list[Breach]:
 
 RULES = (_stock, _closed_inventory_offline, _blocks, _daily_max, _balance, _units, _self_service, _price)
 
+# The rules that read what came before the sale in time (stock before, spent today
+# before, balance before): reconciliation judges sales again with these alone, in time
+# of sale, when earlier sales arrive late. The others read only the sale and its node.
+TIME_ORDERED_RULES = (_stock, _daily_max, _balance)
 
-def sale_breaches(facts: SaleFacts) -> list[Breach]:
-    """Every rule the sale breaks with the facts known, in a stable order."""
-    return [breach for rule in RULES for breach in rule(facts)]
+
+def sale_breaches(facts: SaleFacts, *, rules: tuple = RULES) -> list[Breach]:
+    """Every rule (of ``rules``) the sale breaks with the facts known, in a stable order."""
+    return [breach for rule in rules for breach in rule(facts)]
 
 
 def online_rejections(breaches: list[Breach]) -> list[dict[str, str]]:

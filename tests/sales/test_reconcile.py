@@ -619,30 +619,45 @@ def test_reconcile_of_500_sales_costs_a_bounded_number_of_queries(demo, at, djan
     assert Sale.objects.filter(reconciled_at__isnull=True).count() == 0
 
 
-def test_a_chunk_reads_its_customers_once_in_the_statement_that_locks_them(demo, at, django_assert_max_num_queries):
+def test_a_chunk_reads_its_customers_once_and_writes_them_once(demo, at, django_assert_max_num_queries):
     # Balance and unit payments, overdraft and daily maximum: every one of them needs the
-    # chunk's customers (institution for the feed, limits for the walks), read once.
+    # chunk's customers (institution for the feed, limits for the walks), read once in
+    # the statement that locks them; balances and units then take one feed sequence and
+    # one write of the customers, a customer whose units alone changed included.
+    def sale(minute, customer, payments):
+        return SaleSpec(
+            terminal="N1-CAJA-01",
+            occurred_at=at(10 + minute),
+            customer=customer,
+            lines=(("SKU-EMPANADA", 1), ("SKU-ALMUERZO", 1, "0.00")),
+            payments=payments,
+        )
+
+    both = (("paygo", "3500.00"), ("units", "1", "ALMUERZO"))
     sales = stored_sales_create(
         [
-            SaleSpec(
-                terminal="N1-CAJA-01",
-                occurred_at=at(10 + minute),
-                customer=customer,
-                lines=(("SKU-EMPANADA", 1), ("SKU-ALMUERZO", 1, "0.00")),
-                payments=(("paygo", "3500.00"), ("units", "1", "ALMUERZO")),
-            )
-            for minute, customer in enumerate(["C-000123", "C-000200", "C-000123"])
+            sale(0, "C-000123", both),
+            sale(1, "C-000200", both),
+            sale(2, "C-000123", both),
+            sale(3, "C-000201", (("cash", "3500.00"), ("units", "1", "ALMUERZO"))),
         ]
     )
+    seqs_before = dict(Customer.objects.values_list("code", "change_seq"))
     with django_assert_max_num_queries(40) as captured:
-        assert sales_reconcile(sale_ids=[s.pk for s in sales]) == 3
-    customer_reads = [
-        query["sql"] for query in captured.captured_queries if query["sql"].startswith('SELECT "billing_customer".')
-    ]
+        assert sales_reconcile(sale_ids=[s.pk for s in sales]) == 4
+    statements = [query["sql"] for query in captured.captured_queries]
+    customer_reads = [sql for sql in statements if sql.startswith('SELECT "billing_customer".')]
     assert len(customer_reads) == 1, customer_reads
+    assert len([sql for sql in statements if sql.startswith('UPDATE "billing_customer"')]) == 1
+    assert len([sql for sql in statements if sql.startswith('UPDATE "billing_balancefeed"')]) == 1
+
     assert balance("C-000123") == Decimal("5000.00")  # 12000 - 2 × 3500
     assert UnitBalance.objects.get(customer__code="C-000123", unit_type="ALMUERZO").quantity == 10
-    assert Customer.objects.get(code="C-000123").change_seq > 0
+    seqs = dict(Customer.objects.values_list("code", "change_seq"))
+    changed = {"C-000123", "C-000200", "C-000201"}
+    assert {code for code in seqs if seqs[code] != seqs_before[code]} == changed
+    assert len({seqs[code] for code in changed}) == 1
+    assert min(seqs[code] for code in changed) > max(seqs_before.values())
 
 
 # The scheduler closes "old" connections, which inside a test transaction means ours.
