@@ -195,7 +195,10 @@ class CustomerRef(NamedTuple):
 @dataclass
 class ParsedSale:
     raw: Any
-    id: uuid.UUID
+    # The id as str() of its UUID writes it (lowercase, hyphenated): results, payload hash,
+    # stored columns and reconciliation all take this text, so a batch never formats or
+    # hashes 500 UUID objects (a Python call each) to compare or write them.
+    id_text: str
     seq: int
     occurred_at: datetime
     offline: bool
@@ -207,6 +210,10 @@ class ParsedSale:
     payload_hash: str = ""
     customer: CustomerRef | None = None
     resolution: InvoiceResolution | None = None
+
+    @cached_property
+    def id(self) -> uuid.UUID:
+        return uuid.UUID(self.id_text)
 
     # Computed once: checks, flags and the stored row each read them (lines and time are
     # not changed after parsing).
@@ -526,7 +533,7 @@ def _line_hash_texts(line: ParsedLine) -> tuple[str, str]:
 def _payload_hash(sale: ParsedSale) -> str:
     """SHA-256 of the normalized sale: equal for any two encodings of the same sale."""
     canonical = {
-        "id": str(sale.id),
+        "id": sale.id_text,
         "seq": sale.seq,
         "occurred_at": sale.occurred_at.isoformat(),
         "offline": sale.offline,
@@ -567,6 +574,11 @@ def _sale_parse(raw: Any, *, online: bool, depth: int | None = None) -> tuple[Pa
     if not isinstance(sale_id, str) or not _UUID_RE.fullmatch(sale_id):
         errors.malformed("id", "Debe ser un UUID.")
         sale_id = None
+    elif len(sale_id) == 36:
+        # 32 hex digits and all four hyphens, where str() of a UUID puts them.
+        sale_id = sale_id.lower()
+    else:
+        sale_id = str(uuid.UUID(sale_id))
     seq = raw.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
         errors.malformed("seq", "Debe ser un entero no negativo.")
@@ -615,7 +627,7 @@ def _sale_parse(raw: Any, *, online: bool, depth: int | None = None) -> tuple[Pa
         return None, errors
     sale = ParsedSale(
         raw=raw,
-        id=uuid.UUID(sale_id),
+        id_text=sale_id,
         seq=seq,
         occurred_at=occurred_at,
         offline=offline,
@@ -879,21 +891,22 @@ def _clock_skew(sale: ParsedSale, received_at: datetime) -> dict[str, Any] | Non
 
 @dataclass
 class _Prepared:
-    """A sale ready to store: its column values by attribute name (``customer_id``…)."""
+    """A sale ready to store: its column values by attribute name (``customer_id``…),
+    the id as its text (:attr:`ParsedSale.id_text`)."""
 
     parsed: ParsedSale
     values: dict[str, Any]
     flags: dict[str, dict]
 
     @property
-    def id(self) -> uuid.UUID:
+    def id(self) -> str:
         return self.values["id"]
 
     @cached_property
     def sale(self) -> Sale:
         """A model instance of the values (an online sale posts its effects from it); a
         batch never builds one."""
-        sale = Sale(**self.values)
+        sale = Sale(**{**self.values, "id": self.parsed.id})
         sale._state.adding = False
         return sale
 
@@ -903,7 +916,7 @@ def _prepare(
 ) -> _Prepared:
     terminal = ctx.terminal
     values = {
-        "id": sale.id,
+        "id": sale.id_text,
         "institution_id": terminal.node.institution_id,
         "node_id": terminal.node_id,
         "terminal_id": terminal.pk,
@@ -933,11 +946,15 @@ def _prepare(
 _SALE_COLUMNS = {f.attname: f.name for f in Sale._meta.concrete_fields}
 
 
-def _sales_insert(prepared: list[_Prepared]) -> set[uuid.UUID]:
-    """Insert the sales; return the ids really inserted (a concurrent copy may win)."""
+def _sales_insert(prepared: list[_Prepared]) -> list[_Prepared]:
+    """Insert the sales; return those NOT inserted (a stored or concurrent copy, or a
+    taken invoice number), usually none. ``prepared`` must not repeat an id."""
     columns = {name: [p.values[attname] for p in prepared] for attname, name in _SALE_COLUMNS.items()}
     rows = columns_insert(Sale, columns, returning=("id",), on_conflict_do_nothing=True)
-    return {row[0] for row in rows}
+    if len(rows) == len(prepared):
+        return []  # one row returned per sale inserted, and the ids are distinct
+    inserted = {str(row[0]) for row in rows}
+    return [p for p in prepared if p.id not in inserted]
 
 
 def _flags_insert(prepared: list[_Prepared]) -> None:
@@ -959,7 +976,7 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
     return the lines and payments with their ids (an online sale posts its effects from them)."""
     lines = [
         SaleLine(
-            sale_id=p.id,
+            sale_id=p.parsed.id,
             position=i,
             product_id=line.product.pk,
             quantity=line.quantity,
@@ -970,7 +987,7 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
         for i, line in enumerate(p.parsed.lines)
     ]
     payments = [
-        Payment(sale_id=p.id, position=i, method=pay.method, amount=pay.amount, unit_type=pay.unit_type)
+        Payment(sale_id=p.parsed.id, position=i, method=pay.method, amount=pay.amount, unit_type=pay.unit_type)
         for p in prepared
         for i, pay in enumerate(p.parsed.payments)
     ]
@@ -1037,14 +1054,15 @@ def _resolutions_advance(prepared: list[_Prepared]) -> None:
     )
 
 
-def _stored_sales(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, int]]:
-    """id -> (payload hash, terminal id) of the sales already stored among ``ids``."""
+def _stored_sales(ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """id text -> (payload hash, terminal id) of the sales already stored among ``ids``
+    (texts as :attr:`ParsedSale.id_text`)."""
     ids = list(ids)
     if not ids:
         return {}
     # Unordered: the default ordering (by time of sale) would sort rows only read into a dict.
     stored = Sale.objects.filter(pk__any=ids).order_by().values_list("pk", "payload_hash", "terminal_id")
-    return {pk: (h, t) for pk, h, t in stored}
+    return {str(pk): (h, t) for pk, h, t in stored}
 
 
 def _replay_outcome(sale: ParsedSale, stored: tuple[str, int], terminal: Terminal) -> dict[str, str] | None:
@@ -1053,7 +1071,9 @@ def _replay_outcome(sale: ParsedSale, stored: tuple[str, int], terminal: Termina
     if payload_hash == sale.payload_hash and terminal_id == terminal.pk:
         return None
     return _error(
-        "conflict", "id", f"Ya existe una venta con el id {sale.id} y otro contenido; se conserva la primera versión."
+        "conflict",
+        "id",
+        f"Ya existe una venta con el id {sale.id_text} y otro contenido; se conserva la primera versión.",
     )
 
 
@@ -1098,10 +1118,10 @@ def _terminal_touch(terminal: Terminal, now: datetime, *, upload: bool) -> None:
     Terminal.objects.filter(pk=terminal.pk).update(**values)
 
 
-def _reconcile_on_commit(sale_ids: list[uuid.UUID]) -> None:
+def _reconcile_on_commit(sale_ids: list[str]) -> None:
     if not sale_ids:
         return
-    ids = [str(pk) for pk in sale_ids]
+    ids = list(sale_ids)
     # robust: the sales are committed; a broker outage must not turn the answer into a
     # 500 (the terminal would resend for nothing). The periodic sweep catches up.
     transaction.on_commit(lambda: tasks.sales_reconcile_enqueue(sale_ids=ids), robust=True)
@@ -1168,21 +1188,21 @@ def sale_batch_ingest(
         batch = UploadBatch.objects.create(
             batch_id=batch_uuid, terminal=terminal, received_at=received_at, sales_count=len(sales)
         )
-        stored = _stored_sales({s.id for s in parsed.values()})
-        first_index: dict[uuid.UUID, int] = {}
+        stored = _stored_sales({s.id_text for s in parsed.values()})
+        first_index: dict[str, int] = {}
         repeats: list[tuple[int, int]] = []  # (index, index of the first copy in this batch)
         fresh: list[tuple[int, ParsedSale]] = []
         for index, sale in parsed.items():
-            if sale.id in first_index:
-                repeats.append((index, first_index[sale.id]))
+            if sale.id_text in first_index:
+                repeats.append((index, first_index[sale.id_text]))
                 continue
-            first_index[sale.id] = index
-            if sale.id in stored:
-                conflict = _replay_outcome(sale, stored[sale.id], terminal)
+            first_index[sale.id_text] = index
+            if sale.id_text in stored:
+                conflict = _replay_outcome(sale, stored[sale.id_text], terminal)
                 if conflict:
-                    reject(index, sale.raw, [conflict], str(sale.id))
+                    reject(index, sale.raw, [conflict], sale.id_text)
                 else:
-                    results[index] = {"id": str(sale.id), "status": "duplicate", "flags": []}
+                    results[index] = {"id": sale.id_text, "status": "duplicate", "flags": []}
             else:
                 fresh.append((index, sale))
 
@@ -1203,7 +1223,7 @@ def sale_batch_ingest(
                     ]
                 claimed.add(key)
             if errors:
-                reject(index, sale.raw, errors, str(sale.id))
+                reject(index, sale.raw, errors, sale.id_text)
                 continue
             flags = offline_flags(sale_breaches(_sale_facts(sale, ctx)))
             prepared[index] = _prepare(sale, ctx, flags=flags, batch=batch, received_at=received_at)
@@ -1212,37 +1232,37 @@ def sale_batch_ingest(
         # key, the lines' and payments' (sale, position)) and the foreign-key checks on
         # the sales at commit in key order, one pass over their pages instead of 500
         # random probes (their random UUIDs are what makes these indexes grow costly).
-        # (PostgreSQL orders uuids as their 128-bit integers; ints compare in C, UUIDs in Python.)
-        by_id = sorted(prepared.values(), key=lambda p: p.id.int)
-        inserted_ids = _sales_insert(by_id)
-        lost = {p.id for p in prepared.values() if p.id not in inserted_ids}
+        # (PostgreSQL orders uuids as their 128-bit integers, which is the order of their
+        # lowercase hyphenated texts: fixed width, hyphens in the same places, 0-9 < a-f.)
+        by_id = sorted(prepared.values(), key=lambda p: p.id)
+        lost = {p.id for p in _sales_insert(by_id)}
         # Rows a concurrent upload inserted first (or that lost an invoice number race).
         winners = _stored_sales(lost)
-        inserted = [p for p in by_id if p.id in inserted_ids]
+        inserted = [p for p in by_id if p.id not in lost] if lost else by_id
         for index, p in prepared.items():
-            if p.id in inserted_ids:
-                results[index] = {"id": str(p.id), "status": "accepted", "flags": sorted(p.flags)}
+            if p.id not in lost:
+                results[index] = {"id": p.id, "status": "accepted", "flags": sorted(p.flags)}
             elif p.id in winners:
                 conflict = _replay_outcome(p.parsed, winners[p.id], terminal)
                 if conflict:
-                    reject(index, p.parsed.raw, [conflict], str(p.id))
+                    reject(index, p.parsed.raw, [conflict], p.id)
                 else:
-                    results[index] = {"id": str(p.id), "status": "duplicate", "flags": []}
+                    results[index] = {"id": p.id, "status": "duplicate", "flags": []}
             else:
                 invoice = p.parsed.invoice
                 error = _error(
                     "invalid_invoice_number", "invoice", f"El número {invoice.prefix}{invoice.number} ya fue usado."
                 )
-                reject(index, p.parsed.raw, [error], str(p.id))
+                reject(index, p.parsed.raw, [error], p.id)
 
         for index, first in repeats:
             sale, original = parsed[index], parsed[first]
             if sale.payload_hash != original.payload_hash:
-                reject(index, sale.raw, [_replay_outcome(sale, ("", 0), terminal)], str(sale.id))
+                reject(index, sale.raw, [_replay_outcome(sale, ("", 0), terminal)], sale.id_text)
             elif results[first]["status"] == "rejected":
-                reject(index, sale.raw, results[first]["errors"], str(sale.id))
+                reject(index, sale.raw, results[first]["errors"], sale.id_text)
             else:
-                results[index] = {"id": str(sale.id), "status": "duplicate", "flags": results[first].get("flags", [])}
+                results[index] = {"id": sale.id_text, "status": "duplicate", "flags": results[first].get("flags", [])}
 
         _batch_children_insert(inserted)
         _resolutions_advance(inserted)
@@ -1333,9 +1353,9 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
             customer_id=customer.pk if customer else None, node_id=terminal.node_id, product_ids=tracked
         )
         # Looked up after the locks: a concurrent copy holding them has committed by now.
-        stored = _stored_sales([parsed.id])
-        if parsed.id in stored:
-            return _online_replay(parsed, stored[parsed.id], terminal, sale_get_for_terminal)
+        stored = _stored_sales([parsed.id_text])
+        if parsed.id_text in stored:
+            return _online_replay(parsed, stored[parsed.id_text], terminal, sale_get_for_terminal)
 
         errors = _sale_check(parsed, ctx, online=True)
         invoice_error = _online_invoice_precheck(parsed, terminal)
@@ -1361,10 +1381,10 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
             raise SaleRejected(rejections)
 
         prepared = _prepare(parsed, ctx, flags=offline_flags(breaches), batch=None, received_at=received_at)
-        if not _sales_insert([prepared]):
-            stored = _stored_sales([parsed.id])
-            if parsed.id in stored:
-                return _online_replay(parsed, stored[parsed.id], terminal, sale_get_for_terminal)
+        if _sales_insert([prepared]):
+            stored = _stored_sales([parsed.id_text])
+            if parsed.id_text in stored:
+                return _online_replay(parsed, stored[parsed.id_text], terminal, sale_get_for_terminal)
             raise SaleRejected(
                 [_error("invalid_invoice_number", "invoice", "El número de factura ya fue usado por otra venta.")]
             )
@@ -1375,7 +1395,7 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
         _terminal_touch(terminal, received_at, upload=False)
         # Last, see the docstring: after every other lock, held until commit.
         _online_invoice_assign(prepared, terminal)
-        _reconcile_on_commit([parsed.id])
+        _reconcile_on_commit([parsed.id_text])
     return OnlineResult(created=True, sale=sale_get_for_terminal(terminal=terminal, sale_id=parsed.id))
 
 

@@ -115,6 +115,23 @@ def test_equivalent_encodings_of_one_sale_are_duplicates(pos_client):
     assert post(client, batch(same)).json()["results"][0]["status"] == "duplicate"
 
 
+def test_every_spelling_of_a_sale_id_is_the_same_sale(pos_client):
+    # Uppercase, without hyphens, in braces: the sale is stored, answered and hashed under
+    # its canonical id (lowercase, hyphenated), and each other spelling is a duplicate.
+    client = pos_client()
+    original = sale()
+    canonical = original["id"]
+    upper = {**original, "id": canonical.upper()}
+    result = post(client, batch(upper)).json()["results"][0]
+    assert result == {"id": canonical, "status": "accepted", "flags": result["flags"]}
+    stored = Sale.objects.get(pk=uuid.UUID(canonical))
+    for spelling in (canonical, canonical.replace("-", ""), canonical.replace("-", "").upper()):
+        again = post(client, batch({**original, "id": spelling})).json()["results"][0]
+        assert (again["id"], again["status"]) == (canonical, "duplicate")
+    assert Sale.objects.get(pk=stored.pk).payload_hash == stored.payload_hash
+    assert Sale.objects.filter(terminal__code="N1-CAJA-01").count() == 1
+
+
 def test_one_bad_sale_does_not_block_the_others(pos_client):
     good_before, good_after = sale(), cash_sale()
     bad = sale(lines=[{"sku": "SKU-NO-EXISTE", "quantity": "1", "unit_price": "100.00"}])
