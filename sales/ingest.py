@@ -1188,7 +1188,6 @@ def sale_batch_ingest(
         batch = UploadBatch.objects.create(
             batch_id=batch_uuid, terminal=terminal, received_at=received_at, sales_count=len(sales)
         )
-        stored = _stored_sales({s.id_text for s in parsed.values()})
         first_index: dict[str, int] = {}
         repeats: list[tuple[int, int]] = []  # (index, index of the first copy in this batch)
         fresh: list[tuple[int, ParsedSale]] = []
@@ -1197,17 +1196,16 @@ def sale_batch_ingest(
                 repeats.append((index, first_index[sale.id_text]))
                 continue
             first_index[sale.id_text] = index
-            if sale.id_text in stored:
-                conflict = _replay_outcome(sale, stored[sale.id_text], terminal)
-                if conflict:
-                    reject(index, sale.raw, [conflict], sale.id_text)
-                else:
-                    results[index] = {"id": sale.id_text, "status": "duplicate", "flags": []}
-            else:
-                fresh.append((index, sale))
+            fresh.append((index, sale))
 
+        # Whether a sale is stored already (a retry, or another content under its id) is
+        # asked only of the sales the insert below skips or the checks refuse, after the
+        # insert: one read of the few instead of one of all 500 before it, whose primary-key
+        # probes the insert's ON CONFLICT makes again anyway. A stored sale answers
+        # duplicate or conflict whatever the checks say of it now, as it did when read first.
         ctx = _context_load(terminal=terminal, sales=[s for _, s in fresh])
         prepared: dict[int, _Prepared] = {}
+        refused: dict[int, list[dict[str, str]]] = {}
         claimed: set[tuple[int, int]] = set()
         for index, sale in fresh:
             errors = _sale_check(sale, ctx, online=False)
@@ -1223,7 +1221,7 @@ def sale_batch_ingest(
                     ]
                 claimed.add(key)
             if errors:
-                reject(index, sale.raw, errors, sale.id_text)
+                refused[index] = errors
                 continue
             flags = offline_flags(sale_breaches(_sale_facts(sale, ctx)))
             prepared[index] = _prepare(sale, ctx, flags=flags, batch=batch, received_at=received_at)
@@ -1236,24 +1234,28 @@ def sale_batch_ingest(
         # lowercase hyphenated texts: fixed width, hyphens in the same places, 0-9 < a-f.)
         by_id = sorted(prepared.values(), key=lambda p: p.id)
         lost = {p.id for p in _sales_insert(by_id)}
-        # Rows a concurrent upload inserted first (or that lost an invoice number race).
-        winners = _stored_sales(lost)
+        # Skipped rows are stored already (this batch again, an earlier upload, a concurrent
+        # one that inserted first) or lost an invoice number race.
+        stored = _stored_sales([*lost, *(parsed[index].id_text for index in refused)])
         inserted = [p for p in by_id if p.id not in lost] if lost else by_id
-        for index, p in prepared.items():
-            if p.id not in lost:
+        for index, sale in fresh:
+            p = prepared.get(index)
+            if p is not None and p.id not in lost:
                 results[index] = {"id": p.id, "status": "accepted", "flags": sorted(p.flags)}
-            elif p.id in winners:
-                conflict = _replay_outcome(p.parsed, winners[p.id], terminal)
+            elif sale.id_text in stored:
+                conflict = _replay_outcome(sale, stored[sale.id_text], terminal)
                 if conflict:
-                    reject(index, p.parsed.raw, [conflict], p.id)
+                    reject(index, sale.raw, [conflict], sale.id_text)
                 else:
-                    results[index] = {"id": p.id, "status": "duplicate", "flags": []}
+                    results[index] = {"id": sale.id_text, "status": "duplicate", "flags": []}
+            elif p is None:
+                reject(index, sale.raw, refused[index], sale.id_text)
             else:
-                invoice = p.parsed.invoice
+                invoice = sale.invoice
                 error = _error(
                     "invalid_invoice_number", "invoice", f"El número {invoice.prefix}{invoice.number} ya fue usado."
                 )
-                reject(index, p.parsed.raw, [error], p.id)
+                reject(index, sale.raw, [error], sale.id_text)
 
         for index, first in repeats:
             sale, original = parsed[index], parsed[first]
