@@ -227,7 +227,7 @@ def _uniform(values: list[Any]) -> bool:
     values are written the same."""
     first = values[0]
     kind = type(first)
-    return kind in _UNIFORM_TYPES and values.count(first) == len(values) and all(type(v) is kind for v in values)
+    return kind in _UNIFORM_TYPES and values.count(first) == len(values) and set(map(type, values)) == {kind}
 
 
 def objects_insert(model: type[models.Model], objs: Sequence[models.Model]) -> list[models.Model]:
