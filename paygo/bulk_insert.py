@@ -98,7 +98,9 @@ def values_plain(field: models.Field, values: Sequence[Any]) -> bool:
         return True
     if internal == "UUIDField" and kinds <= {uuid.UUID, str, type(None)}:
         texts = [value for value in values if type(value) is str]
-        return _UUID_TEXTS_RE.fullmatch(",".join(texts)) is not None
+        joined = ",".join(texts)
+        # As many UUIDs as texts (36 characters each): no text holds two of them.
+        return len(joined) == 37 * len(texts) - 1 and _UUID_TEXTS_RE.fullmatch(joined) is not None
     return False
 
 
@@ -188,7 +190,7 @@ def array_param(values: Sequence[Any]) -> str | list[Any]:
             return "{" + ",".join(map(str, values)) + "}"
         if uuid.UUID in kinds:
             return "{" + ",".join([f"{value.int:032x}" for value in values]) + "}"
-        if str in kinds and values:
+        if str in kinds:
             # Every element quoted at once: the separators hold two double quotes each, so
             # any more mean a value has one (or a backslash), and each is escaped instead.
             joined = '","'.join(values)

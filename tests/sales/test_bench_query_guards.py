@@ -245,7 +245,15 @@ def test_only_canonical_uuid_texts_skip_djangos_preparation():
     field = SaleLine._meta.get_field("sale")
     text = str(uuid.uuid4())
     assert values_plain(field, [uuid.uuid4(), text, None])
-    for other in (text.upper(), text.replace("-", ""), "{" + text + "}", "urn:uuid:" + text, text + ",", ""):
+    for other in (
+        text.upper(),
+        text.replace("-", ""),
+        "{" + text + "}",
+        "urn:uuid:" + text,
+        text + ",",
+        text + "," + text,
+        "",
+    ):
         assert not values_plain(field, [text, other])
     assert not values_plain(Payment._meta.get_field("unit_type"), [uuid.uuid4()])
 
