@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -71,12 +72,36 @@ _PLAIN_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# Canonical UUID texts (lowercase, hyphenated) joined by commas: what str() of a UUID writes.
+_UUID_TEXTS_RE = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"(?:,[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*",
+    re.ASCII,
+)
+
+
 def values_plain(field: models.Field, values: Sequence[Any]) -> bool:
     """Every value is of a type that the field's ``get_prep_value`` and (on PostgreSQL)
-    ``get_db_prep_save`` return unchanged: ids as ints or UUIDs, codes as strings."""
+    ``get_db_prep_save`` return unchanged: ids as ints or UUIDs, codes as strings.
+
+    A UUID field's values may also be given as their canonical text (``str()`` of the
+    UUID: lowercase, hyphenated), as ingest holds a batch's sale ids: the driver writes a
+    UUID as exactly that text, so the database reads the same value either way. Any other
+    spelling (uppercase, no hyphens, braces) takes Django's own preparation."""
     target = field.target_field if field.is_relation else field
-    plain = _PLAIN_TYPES.get(target.get_internal_type())
-    return plain is not None and set(map(type, values)) <= {*plain, type(None)}
+    internal = target.get_internal_type()
+    plain = _PLAIN_TYPES.get(internal)
+    if plain is None:
+        return False
+    kinds = set(map(type, values))
+    if kinds <= {*plain, type(None)}:
+        return True
+    if internal == "UUIDField" and kinds <= {uuid.UUID, str, type(None)}:
+        texts = [value for value in values if type(value) is str]
+        joined = ",".join(texts)
+        # As many UUIDs as texts (36 characters each): no text holds two of them.
+        return len(joined) == 37 * len(texts) - 1 and _UUID_TEXTS_RE.fullmatch(joined) is not None
+    return False
 
 
 def _db_value(field: models.Field) -> Callable[[Any], Any]:
@@ -125,6 +150,13 @@ def _aware_datetime_text(value: datetime.datetime) -> str:
     return value.isoformat()
 
 
+def _uuid_text(value: uuid.UUID) -> str:
+    # The 32 hex digits without hyphens, which PostgreSQL reads as the same UUID: one
+    # format of the integer instead of UUID.__str__ (a Python call that formats and
+    # slices), which was most of the cost of a batch's sale-id columns.
+    return f"{value.int:032x}"
+
+
 def _other_text(value: Any) -> str:
     # A str subclass (a TextChoices member) is written as its text, as the driver would.
     if isinstance(value, str):
@@ -137,7 +169,7 @@ _ARRAY_TEXT: dict[type, Callable[[Any], str]] = {
     bool: lambda value: "t" if value else "f",
     int: str,
     Decimal: str,
-    uuid.UUID: str,
+    uuid.UUID: _uuid_text,
     str: _quoted,
     datetime.datetime: _aware_datetime_text,
     datetime.date: datetime.date.isoformat,
@@ -145,7 +177,7 @@ _ARRAY_TEXT: dict[type, Callable[[Any], str]] = {
 
 
 # Types whose str() is their array element text (no quoting, never NULL).
-_STR_IS_TEXT = frozenset({int, Decimal, uuid.UUID})
+_STR_IS_TEXT = frozenset({int, Decimal})
 
 
 def array_param(values: Sequence[Any]) -> str | list[Any]:
@@ -153,8 +185,17 @@ def array_param(values: Sequence[Any]) -> str | list[Any]:
     already adapted for the database: the array literal as text when every value is of a
     type written here exactly as the driver would write it, else the list itself."""
     kinds = set(map(type, values))
-    if len(kinds) == 1 and kinds <= _STR_IS_TEXT:
-        return "{" + ",".join(map(str, values)) + "}"
+    if len(kinds) == 1:
+        if kinds <= _STR_IS_TEXT:
+            return "{" + ",".join(map(str, values)) + "}"
+        if uuid.UUID in kinds:
+            return "{" + ",".join([f"{value.int:032x}" for value in values]) + "}"
+        if str in kinds:
+            # Every element quoted at once: the separators hold two double quotes each, so
+            # any more mean a value has one (or a backslash), and each is escaped instead.
+            joined = '","'.join(values)
+            if joined.count('"') == 2 * (len(values) - 1) and "\\" not in joined:
+                return '{"' + joined + '"}'
     text = _ARRAY_TEXT
     try:
         return "{" + ",".join([text.get(type(value), _other_text)(value) for value in values]) + "}"
@@ -188,7 +229,7 @@ def _uniform(values: list[Any]) -> bool:
     values are written the same."""
     first = values[0]
     kind = type(first)
-    return kind in _UNIFORM_TYPES and values.count(first) == len(values) and all(type(v) is kind for v in values)
+    return kind in _UNIFORM_TYPES and values.count(first) == len(values) and set(map(type, values)) == {kind}
 
 
 def objects_insert(model: type[models.Model], objs: Sequence[models.Model]) -> list[models.Model]:

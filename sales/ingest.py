@@ -41,7 +41,7 @@ from billing.models import (
 from billing.reconcile import SalePaymentEffect, sale_balance_movements_append, sale_unit_movements_append
 from inventory.models import Product
 from inventory.reconcile import SaleLineEffect, sale_stock_movements_append
-from nodes.models import NumberingLevel, Terminal
+from nodes.models import Node, NumberingLevel, Terminal
 from paygo.bulk_insert import columns_insert, rows_insert
 from paygo.errors import ApplicationError
 from paygo.wire_format import RFC3339_DATETIME_RE
@@ -172,6 +172,8 @@ class ParsedPayment:
     method: str
     amount: Decimal
     unit_type: str
+    # The amount as the payload hash writes it, when already known.
+    hash_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,10 @@ class CustomerRef(NamedTuple):
 @dataclass
 class ParsedSale:
     raw: Any
-    id: uuid.UUID
+    # The id as str() of its UUID writes it (lowercase, hyphenated): results, payload hash,
+    # stored columns and reconciliation all take this text, so a batch never formats or
+    # hashes 500 UUID objects (a Python call each) to compare or write them.
+    id_text: str
     seq: int
     occurred_at: datetime
     offline: bool
@@ -207,6 +212,10 @@ class ParsedSale:
     payload_hash: str = ""
     customer: CustomerRef | None = None
     resolution: InvoiceResolution | None = None
+
+    @cached_property
+    def id(self) -> uuid.UUID:
+        return uuid.UUID(self.id_text)
 
     # Computed once: checks, flags and the stored row each read them (lines and time are
     # not changed after parsing).
@@ -481,7 +490,31 @@ def _line_parse_checked(raw: Any, index: int, errors: _Errors) -> ParsedLine | N
     return ParsedLine(sku=sku, quantity=quantity, unit_price=unit_price, total=total)
 
 
+# Amount text -> (amount, its text in the payload hash) of money payments already parsed
+# without error: a batch repeats a few dozen amounts across its ~650 payments. Bounded like
+# _DECIMALS_SEEN.
+_PAYMENT_AMOUNTS_SEEN: dict[str, tuple[Decimal, str]] = {}
+
+
 def _payment_parse(raw: Any, index: int, errors: _Errors) -> ParsedPayment | None:
+    # Short path for a money payment (paygo, cash, card: no unit type) whose amount text was
+    # seen before: its checks are known to pass for this exact text.
+    if type(raw) is dict:
+        method, amount = raw.get("method"), raw.get("amount")
+        if type(amount) is str and type(method) is str and method in MONEY_METHODS:
+            seen = _PAYMENT_AMOUNTS_SEEN.get(amount)
+            if seen is not None:
+                return ParsedPayment(method=method, amount=seen[0], unit_type="", hash_text=seen[1])
+    payment = _payment_parse_checked(raw, index, errors)
+    if payment is not None and payment.method in MONEY_METHODS and type(raw["amount"]) is str:
+        if len(_PAYMENT_AMOUNTS_SEEN) >= _DECIMALS_SEEN_MAX:
+            _PAYMENT_AMOUNTS_SEEN.clear()
+        payment.hash_text = str(payment.amount.quantize(CENT))
+        _PAYMENT_AMOUNTS_SEEN[raw["amount"]] = (payment.amount, payment.hash_text)
+    return payment
+
+
+def _payment_parse_checked(raw: Any, index: int, errors: _Errors) -> ParsedPayment | None:
     path = f"payments[{index}]"
     if not isinstance(raw, dict):
         errors.malformed(path, "Cada pago debe ser un objeto.")
@@ -526,7 +559,7 @@ def _line_hash_texts(line: ParsedLine) -> tuple[str, str]:
 def _payload_hash(sale: ParsedSale) -> str:
     """SHA-256 of the normalized sale: equal for any two encodings of the same sale."""
     canonical = {
-        "id": str(sale.id),
+        "id": sale.id_text,
         "seq": sale.seq,
         "occurred_at": sale.occurred_at.isoformat(),
         "offline": sale.offline,
@@ -537,7 +570,7 @@ def _payload_hash(sale: ParsedSale) -> str:
             for texts in (line.hash_texts or _line_hash_texts(line),)
         ],
         "payments": [
-            {"method": p.method, "amount": str(p.amount.quantize(CENT)), "unit_type": p.unit_type}
+            {"method": p.method, "amount": p.hash_text or str(p.amount.quantize(CENT)), "unit_type": p.unit_type}
             for p in sale.payments
         ],
         "invoice": (
@@ -567,6 +600,11 @@ def _sale_parse(raw: Any, *, online: bool, depth: int | None = None) -> tuple[Pa
     if not isinstance(sale_id, str) or not _UUID_RE.fullmatch(sale_id):
         errors.malformed("id", "Debe ser un UUID.")
         sale_id = None
+    elif len(sale_id) == 36:
+        # 32 hex digits and all four hyphens, where str() of a UUID puts them.
+        sale_id = sale_id.lower()
+    else:
+        sale_id = str(uuid.UUID(sale_id))
     seq = raw.get("seq")
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
         errors.malformed("seq", "Debe ser un entero no negativo.")
@@ -615,7 +653,7 @@ def _sale_parse(raw: Any, *, online: bool, depth: int | None = None) -> tuple[Pa
         return None, errors
     sale = ParsedSale(
         raw=raw,
-        id=uuid.UUID(sale_id),
+        id_text=sale_id,
         seq=seq,
         occurred_at=occurred_at,
         offline=offline,
@@ -645,12 +683,17 @@ class _Context:
     """Everything a set of sales refers to, loaded with one query per table."""
 
     terminal: Terminal
+    # terminal.node, read for every sale (a descriptor call each through the terminal)
+    node: Node = field(init=False)
     products: dict[str, Product] = field(default_factory=dict)
     customers: dict[str, CustomerRef] = field(default_factory=dict)
     blocked_skus: dict[int, frozenset[str]] = field(default_factory=dict)
     resolutions: dict[tuple[str, str], InvoiceResolution] = field(default_factory=dict)
     # (resolution id, number) -> id of the sale already holding it
     used_numbers: dict[tuple[int, int], uuid.UUID] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.node = self.terminal.node
 
 
 def _context_load(*, terminal: Terminal, sales: list[ParsedSale]) -> _Context:
@@ -776,7 +819,7 @@ def _totals_check(sale: ParsedSale) -> list[dict[str, str]]:
 
 def _invoice_check(sale: ParsedSale, ctx: _Context) -> list[dict[str, str]]:
     invoice = sale.invoice
-    node = ctx.terminal.node
+    node = ctx.node
 
     def invalid(message: str) -> list[dict[str, str]]:
         return [_error("invalid_invoice_number", "invoice", message)]
@@ -814,7 +857,7 @@ def _sale_facts(
     units_before: dict[str, int] | None = None,
 ) -> SaleFacts:
     """The facts ``sales.rules`` needs. Unknown running state stays None (offline ingest)."""
-    terminal = ctx.terminal
+    terminal, node = ctx.terminal, ctx.node
     customer = None
     if sale.customer is not None:
         customer = CustomerFacts(
@@ -828,29 +871,24 @@ def _sale_facts(
     return SaleFacts(
         offline=sale.offline,
         terminal_kind=terminal.kind,
-        allow_offline_closed_inventory_sales=terminal.node.allow_offline_closed_inventory_sales,
-        use_last_balance_offline=terminal.node.use_last_balance_offline,
+        allow_offline_closed_inventory_sales=node.allow_offline_closed_inventory_sales,
+        use_last_balance_offline=node.use_last_balance_offline,
+        # Positional: the facts' fields in order (keywords cost a named tuple more to build).
         lines=tuple(
             LineFacts(
-                index=i,
-                sku=line.sku,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                tracks_inventory=line.product.tracks_inventory,
-                unit_type=line.product.unit_type,
-                catalog_price=line.product.price,
-                stock_before=(
-                    stock.get(line.product.pk, Decimal("0"))
-                    if stock is not None and line.product.tracks_inventory
-                    else None
-                ),
+                i,
+                line.sku,
+                line.quantity,
+                line.unit_price,
+                product.tracks_inventory,
+                product.unit_type,
+                product.price,
+                stock.get(product.pk, Decimal("0")) if stock is not None and product.tracks_inventory else None,
             )
             for i, line in enumerate(sale.lines)
+            for product in (line.product,)
         ),
-        payments=tuple(
-            PaymentFacts(index=i, method=p.method, amount=p.amount, unit_type=p.unit_type)
-            for i, p in enumerate(sale.payments)
-        ),
+        payments=tuple(PaymentFacts(i, p.method, p.amount, p.unit_type) for i, p in enumerate(sale.payments)),
         customer=customer,
     )
 
@@ -879,21 +917,22 @@ def _clock_skew(sale: ParsedSale, received_at: datetime) -> dict[str, Any] | Non
 
 @dataclass
 class _Prepared:
-    """A sale ready to store: its column values by attribute name (``customer_id``…)."""
+    """A sale ready to store: its column values by attribute name (``customer_id``…),
+    the id as its text (:attr:`ParsedSale.id_text`)."""
 
     parsed: ParsedSale
     values: dict[str, Any]
     flags: dict[str, dict]
+    id: str = field(init=False)  # values["id"], read for every line, payment and flag
 
-    @property
-    def id(self) -> uuid.UUID:
-        return self.values["id"]
+    def __post_init__(self) -> None:
+        self.id = self.values["id"]
 
     @cached_property
     def sale(self) -> Sale:
         """A model instance of the values (an online sale posts its effects from it); a
         batch never builds one."""
-        sale = Sale(**self.values)
+        sale = Sale(**{**self.values, "id": self.parsed.id})
         sale._state.adding = False
         return sale
 
@@ -903,8 +942,8 @@ def _prepare(
 ) -> _Prepared:
     terminal = ctx.terminal
     values = {
-        "id": sale.id,
-        "institution_id": terminal.node.institution_id,
+        "id": sale.id_text,
+        "institution_id": ctx.node.institution_id,
         "node_id": terminal.node_id,
         "terminal_id": terminal.pk,
         "customer_id": sale.customer.pk if sale.customer else None,
@@ -933,11 +972,15 @@ def _prepare(
 _SALE_COLUMNS = {f.attname: f.name for f in Sale._meta.concrete_fields}
 
 
-def _sales_insert(prepared: list[_Prepared]) -> set[uuid.UUID]:
-    """Insert the sales; return the ids really inserted (a concurrent copy may win)."""
+def _sales_insert(prepared: list[_Prepared]) -> list[_Prepared]:
+    """Insert the sales; return those NOT inserted (a stored or concurrent copy, or a
+    taken invoice number), usually none. ``prepared`` must not repeat an id."""
     columns = {name: [p.values[attname] for p in prepared] for attname, name in _SALE_COLUMNS.items()}
     rows = columns_insert(Sale, columns, returning=("id",), on_conflict_do_nothing=True)
-    return {row[0] for row in rows}
+    if len(rows) == len(prepared):
+        return []  # one row returned per sale inserted, and the ids are distinct
+    inserted = {str(row[0]) for row in rows}
+    return [p for p in prepared if p.id not in inserted]
 
 
 def _flags_insert(prepared: list[_Prepared]) -> None:
@@ -959,7 +1002,7 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
     return the lines and payments with their ids (an online sale posts its effects from them)."""
     lines = [
         SaleLine(
-            sale_id=p.id,
+            sale_id=p.parsed.id,
             position=i,
             product_id=line.product.pk,
             quantity=line.quantity,
@@ -970,7 +1013,7 @@ def _children_insert(prepared: list[_Prepared]) -> tuple[list[SaleLine], list[Pa
         for i, line in enumerate(p.parsed.lines)
     ]
     payments = [
-        Payment(sale_id=p.id, position=i, method=pay.method, amount=pay.amount, unit_type=pay.unit_type)
+        Payment(sale_id=p.parsed.id, position=i, method=pay.method, amount=pay.amount, unit_type=pay.unit_type)
         for p in prepared
         for i, pay in enumerate(p.parsed.payments)
     ]
@@ -1037,14 +1080,15 @@ def _resolutions_advance(prepared: list[_Prepared]) -> None:
     )
 
 
-def _stored_sales(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[str, int]]:
-    """id -> (payload hash, terminal id) of the sales already stored among ``ids``."""
+def _stored_sales(ids: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """id text -> (payload hash, terminal id) of the sales already stored among ``ids``
+    (texts as :attr:`ParsedSale.id_text`)."""
     ids = list(ids)
     if not ids:
         return {}
     # Unordered: the default ordering (by time of sale) would sort rows only read into a dict.
     stored = Sale.objects.filter(pk__any=ids).order_by().values_list("pk", "payload_hash", "terminal_id")
-    return {pk: (h, t) for pk, h, t in stored}
+    return {str(pk): (h, t) for pk, h, t in stored}
 
 
 def _replay_outcome(sale: ParsedSale, stored: tuple[str, int], terminal: Terminal) -> dict[str, str] | None:
@@ -1053,7 +1097,9 @@ def _replay_outcome(sale: ParsedSale, stored: tuple[str, int], terminal: Termina
     if payload_hash == sale.payload_hash and terminal_id == terminal.pk:
         return None
     return _error(
-        "conflict", "id", f"Ya existe una venta con el id {sale.id} y otro contenido; se conserva la primera versión."
+        "conflict",
+        "id",
+        f"Ya existe una venta con el id {sale.id_text} y otro contenido; se conserva la primera versión.",
     )
 
 
@@ -1098,10 +1144,10 @@ def _terminal_touch(terminal: Terminal, now: datetime, *, upload: bool) -> None:
     Terminal.objects.filter(pk=terminal.pk).update(**values)
 
 
-def _reconcile_on_commit(sale_ids: list[uuid.UUID]) -> None:
+def _reconcile_on_commit(sale_ids: list[str]) -> None:
     if not sale_ids:
         return
-    ids = [str(pk) for pk in sale_ids]
+    ids = list(sale_ids)
     # robust: the sales are committed; a broker outage must not turn the answer into a
     # 500 (the terminal would resend for nothing). The periodic sweep catches up.
     transaction.on_commit(lambda: tasks.sales_reconcile_enqueue(sale_ids=ids), robust=True)
@@ -1168,26 +1214,24 @@ def sale_batch_ingest(
         batch = UploadBatch.objects.create(
             batch_id=batch_uuid, terminal=terminal, received_at=received_at, sales_count=len(sales)
         )
-        stored = _stored_sales({s.id for s in parsed.values()})
-        first_index: dict[uuid.UUID, int] = {}
+        first_index: dict[str, int] = {}
         repeats: list[tuple[int, int]] = []  # (index, index of the first copy in this batch)
         fresh: list[tuple[int, ParsedSale]] = []
         for index, sale in parsed.items():
-            if sale.id in first_index:
-                repeats.append((index, first_index[sale.id]))
+            if sale.id_text in first_index:
+                repeats.append((index, first_index[sale.id_text]))
                 continue
-            first_index[sale.id] = index
-            if sale.id in stored:
-                conflict = _replay_outcome(sale, stored[sale.id], terminal)
-                if conflict:
-                    reject(index, sale.raw, [conflict], str(sale.id))
-                else:
-                    results[index] = {"id": str(sale.id), "status": "duplicate", "flags": []}
-            else:
-                fresh.append((index, sale))
+            first_index[sale.id_text] = index
+            fresh.append((index, sale))
 
+        # Whether a sale is stored already (a retry, or another content under its id) is
+        # asked only of the sales the insert below skips or the checks refuse, after the
+        # insert: one read of the few instead of one of all 500 before it, whose primary-key
+        # probes the insert's ON CONFLICT makes again anyway. A stored sale answers
+        # duplicate or conflict whatever the checks say of it now, as it did when read first.
         ctx = _context_load(terminal=terminal, sales=[s for _, s in fresh])
         prepared: dict[int, _Prepared] = {}
+        refused: dict[int, list[dict[str, str]]] = {}
         claimed: set[tuple[int, int]] = set()
         for index, sale in fresh:
             errors = _sale_check(sale, ctx, online=False)
@@ -1203,7 +1247,7 @@ def sale_batch_ingest(
                     ]
                 claimed.add(key)
             if errors:
-                reject(index, sale.raw, errors, str(sale.id))
+                refused[index] = errors
                 continue
             flags = offline_flags(sale_breaches(_sale_facts(sale, ctx)))
             prepared[index] = _prepare(sale, ctx, flags=flags, batch=batch, received_at=received_at)
@@ -1212,37 +1256,41 @@ def sale_batch_ingest(
         # key, the lines' and payments' (sale, position)) and the foreign-key checks on
         # the sales at commit in key order, one pass over their pages instead of 500
         # random probes (their random UUIDs are what makes these indexes grow costly).
-        # (PostgreSQL orders uuids as their 128-bit integers; ints compare in C, UUIDs in Python.)
-        by_id = sorted(prepared.values(), key=lambda p: p.id.int)
-        inserted_ids = _sales_insert(by_id)
-        lost = {p.id for p in prepared.values() if p.id not in inserted_ids}
-        # Rows a concurrent upload inserted first (or that lost an invoice number race).
-        winners = _stored_sales(lost)
-        inserted = [p for p in by_id if p.id in inserted_ids]
-        for index, p in prepared.items():
-            if p.id in inserted_ids:
-                results[index] = {"id": str(p.id), "status": "accepted", "flags": sorted(p.flags)}
-            elif p.id in winners:
-                conflict = _replay_outcome(p.parsed, winners[p.id], terminal)
+        # (PostgreSQL orders uuids as their 128-bit integers, which is the order of their
+        # lowercase hyphenated texts: fixed width, hyphens in the same places, 0-9 < a-f.)
+        by_id = sorted(prepared.values(), key=lambda p: p.id)
+        lost = {p.id for p in _sales_insert(by_id)}
+        # Skipped rows are stored already (this batch again, an earlier upload, a concurrent
+        # one that inserted first) or lost an invoice number race.
+        stored = _stored_sales([*lost, *(parsed[index].id_text for index in refused)])
+        inserted = [p for p in by_id if p.id not in lost] if lost else by_id
+        for index, sale in fresh:
+            p = prepared.get(index)
+            if p is not None and p.id not in lost:
+                results[index] = {"id": p.id, "status": "accepted", "flags": sorted(p.flags)}
+            elif sale.id_text in stored:
+                conflict = _replay_outcome(sale, stored[sale.id_text], terminal)
                 if conflict:
-                    reject(index, p.parsed.raw, [conflict], str(p.id))
+                    reject(index, sale.raw, [conflict], sale.id_text)
                 else:
-                    results[index] = {"id": str(p.id), "status": "duplicate", "flags": []}
+                    results[index] = {"id": sale.id_text, "status": "duplicate", "flags": []}
+            elif p is None:
+                reject(index, sale.raw, refused[index], sale.id_text)
             else:
-                invoice = p.parsed.invoice
+                invoice = sale.invoice
                 error = _error(
                     "invalid_invoice_number", "invoice", f"El número {invoice.prefix}{invoice.number} ya fue usado."
                 )
-                reject(index, p.parsed.raw, [error], str(p.id))
+                reject(index, sale.raw, [error], sale.id_text)
 
         for index, first in repeats:
             sale, original = parsed[index], parsed[first]
             if sale.payload_hash != original.payload_hash:
-                reject(index, sale.raw, [_replay_outcome(sale, ("", 0), terminal)], str(sale.id))
+                reject(index, sale.raw, [_replay_outcome(sale, ("", 0), terminal)], sale.id_text)
             elif results[first]["status"] == "rejected":
-                reject(index, sale.raw, results[first]["errors"], str(sale.id))
+                reject(index, sale.raw, results[first]["errors"], sale.id_text)
             else:
-                results[index] = {"id": str(sale.id), "status": "duplicate", "flags": results[first].get("flags", [])}
+                results[index] = {"id": sale.id_text, "status": "duplicate", "flags": results[first].get("flags", [])}
 
         _batch_children_insert(inserted)
         _resolutions_advance(inserted)
@@ -1333,9 +1381,9 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
             customer_id=customer.pk if customer else None, node_id=terminal.node_id, product_ids=tracked
         )
         # Looked up after the locks: a concurrent copy holding them has committed by now.
-        stored = _stored_sales([parsed.id])
-        if parsed.id in stored:
-            return _online_replay(parsed, stored[parsed.id], terminal, sale_get_for_terminal)
+        stored = _stored_sales([parsed.id_text])
+        if parsed.id_text in stored:
+            return _online_replay(parsed, stored[parsed.id_text], terminal, sale_get_for_terminal)
 
         errors = _sale_check(parsed, ctx, online=True)
         invoice_error = _online_invoice_precheck(parsed, terminal)
@@ -1361,10 +1409,10 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
             raise SaleRejected(rejections)
 
         prepared = _prepare(parsed, ctx, flags=offline_flags(breaches), batch=None, received_at=received_at)
-        if not _sales_insert([prepared]):
-            stored = _stored_sales([parsed.id])
-            if parsed.id in stored:
-                return _online_replay(parsed, stored[parsed.id], terminal, sale_get_for_terminal)
+        if _sales_insert([prepared]):
+            stored = _stored_sales([parsed.id_text])
+            if parsed.id_text in stored:
+                return _online_replay(parsed, stored[parsed.id_text], terminal, sale_get_for_terminal)
             raise SaleRejected(
                 [_error("invalid_invoice_number", "invoice", "El número de factura ya fue usado por otra venta.")]
             )
@@ -1375,7 +1423,7 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
         _terminal_touch(terminal, received_at, upload=False)
         # Last, see the docstring: after every other lock, held until commit.
         _online_invoice_assign(prepared, terminal)
-        _reconcile_on_commit([parsed.id])
+        _reconcile_on_commit([parsed.id_text])
     return OnlineResult(created=True, sale=sale_get_for_terminal(terminal=terminal, sale_id=parsed.id))
 
 

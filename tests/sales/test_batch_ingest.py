@@ -101,6 +101,40 @@ def test_same_id_with_other_content_is_a_conflict_and_the_first_version_stays(po
     assert quarantined.raw_payload == changed
 
 
+def test_a_stored_sale_sent_again_answers_as_stored_even_if_its_checks_fail_now(pos_client):
+    # Given a stored sale whose customer code has changed since (the checks refuse it now)
+    client = pos_client()
+    original = sale()
+    assert post(client, batch(original)).json()["accepted"] == 1
+    Customer.objects.filter(code="C-000123").update(code="C-000123-OLD")
+    # When it is sent again, with a changed copy and a new sale for the old code
+    changed = {**original, "id": str(uuid.uuid4())}
+    other = {**original, "known_balance": "1.00", "id": original["id"]}
+    results = post(client, batch(original, changed)).json()["results"]
+    # Then the stored one is a duplicate and only the new one is refused by the checks
+    assert [r["status"] for r in results] == ["duplicate", "rejected"]
+    assert [e["code"] for e in results[1]["errors"]] == ["unknown_customer"]
+    # And another content under the stored id is a conflict, not a check failure
+    conflict = post(client, batch(other)).json()["results"][0]
+    assert [e["code"] for e in conflict["errors"]] == ["conflict"]
+    assert Sale.objects.filter(pk=uuid.UUID(original["id"])).count() == 1
+
+
+def test_a_new_batch_reads_no_stored_sales(pos_client, django_assert_max_num_queries):
+    # Whether a sale is stored is asked only of those the insert skips: a batch of new
+    # sales reads nothing from the sales table, and costs the same queries at 2 or 40 sales.
+    client = pos_client()
+    counts = []
+    for size in (2, 40):
+        with django_assert_max_num_queries(40) as captured:
+            response = post(client, batch(*[cash_sale() for _ in range(size)]))
+        assert response.json()["accepted"] == size
+        reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+        assert not [sql for sql in reads if 'FROM "sales_sale"' in sql], reads
+        counts.append(len(captured.captured_queries))
+    assert counts[0] == counts[1]
+
+
 def test_equivalent_encodings_of_one_sale_are_duplicates(pos_client):
     client = pos_client()
     original = sale()
@@ -113,6 +147,23 @@ def test_equivalent_encodings_of_one_sale_are_duplicates(pos_client):
         "lines": [{"sku": "SKU-EMPANADA", "quantity": "2.000", "unit_price": "3500.00"}],
     }
     assert post(client, batch(same)).json()["results"][0]["status"] == "duplicate"
+
+
+def test_every_spelling_of_a_sale_id_is_the_same_sale(pos_client):
+    # Uppercase, without hyphens, in braces: the sale is stored, answered and hashed under
+    # its canonical id (lowercase, hyphenated), and each other spelling is a duplicate.
+    client = pos_client()
+    original = sale()
+    canonical = original["id"]
+    upper = {**original, "id": canonical.upper()}
+    result = post(client, batch(upper)).json()["results"][0]
+    assert result == {"id": canonical, "status": "accepted", "flags": result["flags"]}
+    stored = Sale.objects.get(pk=uuid.UUID(canonical))
+    for spelling in (canonical, canonical.replace("-", ""), canonical.replace("-", "").upper()):
+        again = post(client, batch({**original, "id": spelling})).json()["results"][0]
+        assert (again["id"], again["status"]) == (canonical, "duplicate")
+    assert Sale.objects.get(pk=stored.pk).payload_hash == stored.payload_hash
+    assert Sale.objects.filter(terminal__code="N1-CAJA-01").count() == 1
 
 
 def test_one_bad_sale_does_not_block_the_others(pos_client):

@@ -20,7 +20,7 @@ from billing.models import BalanceMovement, BalanceMovementKind, Customer, UnitB
 from inventory.ledger import stock_movements_post
 from inventory.models import NodeStock, Product, StockMovement, StockMovementKind
 from nodes.models import Node
-from paygo.bulk_insert import columns_insert, rows_insert
+from paygo.bulk_insert import array_param, columns_insert, rows_insert, values_plain
 from sales.models import FlagCode, Payment, Sale, SaleFlag, SaleLine
 from sales.reconcile_locks import unreconciled_sales_lock
 from tests.sales.stored_sales import SaleSpec, stored_sales_create
@@ -221,6 +221,52 @@ def test_columns_insert_stores_json_and_choices_exactly(demo, at, django_assert_
     assert set(SaleFlag.objects.filter(sale__in=sales).values_list("code", flat=True)) == {"clock_skew"}
 
 
+def test_columns_insert_takes_uuids_and_their_canonical_texts(demo, at, django_assert_num_queries):
+    # A sale-id column may hold UUIDs or their str() text (how ingest holds a batch's ids),
+    # and a nullable one None as well: each row refers to the sale it names.
+    sales = stored_sales_create(
+        [SaleSpec(terminal="N1-CAJA-01", occurred_at=at(i), lines=(("SKU-JUGO", 1),)) for i in range(3)]
+    )
+    ids = [sales[0].pk, str(sales[1].pk), str(sales[2].pk)]
+    with django_assert_num_queries(1):
+        columns_insert(
+            SaleFlag,
+            {
+                "sale": ids,
+                "code": [FlagCode.CLOCK_SKEW] * 3,
+                "detail": [{}] * 3,
+                "created_at": [timezone.now()] * 3,
+            },
+        )
+    assert set(SaleFlag.objects.filter(code="clock_skew").values_list("sale_id", flat=True)) == {s.pk for s in sales}
+
+
+def test_only_canonical_uuid_texts_skip_djangos_preparation():
+    field = SaleLine._meta.get_field("sale")
+    text = str(uuid.uuid4())
+    assert values_plain(field, [uuid.uuid4(), text, None])
+    for other in (
+        text.upper(),
+        text.replace("-", ""),
+        "{" + text + "}",
+        "urn:uuid:" + text,
+        text + ",",
+        text + "," + text,
+        "",
+    ):
+        assert not values_plain(field, [text, other])
+    assert not values_plain(Payment._meta.get_field("unit_type"), [uuid.uuid4()])
+
+
+def test_array_param_writes_uuids_and_plain_strings_as_postgresql_reads_them():
+    first, second = uuid.UUID(int=1), uuid.UUID(int=2**128 - 1)
+    assert array_param([first, second]) == "{" + f"{1:032x},{2**128 - 1:032x}" + "}"
+    assert array_param([first, None]) == "{" + f"{1:032x}" + ",NULL}"
+    assert array_param(["cash", "NULL", "", "x,y", "{z}"]) == '{"cash","NULL","","x,y","{z}"}'
+    assert array_param(['a"b', "c"]) == '{"a\\"b","c"}'
+    assert array_param(["back\\slash"]) == '{"back\\\\slash"}'
+
+
 def test_any_lookup_reads_a_list_of_ids_in_one_query(demo, at, django_assert_num_queries):
     sales = stored_sales_create(
         [SaleSpec(terminal="N1-CAJA-01", occurred_at=at(i), lines=(("SKU-JUGO", 1),)) for i in range(3)]
@@ -229,8 +275,10 @@ def test_any_lookup_reads_a_list_of_ids_in_one_query(demo, at, django_assert_num
     with django_assert_num_queries(1) as captured:
         found = set(Sale.objects.filter(pk__any=wanted).values_list("pk", flat=True))
     assert found == {sales[0].pk, sales[2].pk}
-    # Ids as text (not UUIDs) take Django's own preparation of each value, and still match.
+    # Ids as text (not UUIDs) match as well: canonical texts as they are, any other
+    # spelling through Django's own preparation of each value.
     assert set(Sale.objects.filter(pk__any=[str(sales[1].pk)]).values_list("pk", flat=True)) == {sales[1].pk}
+    assert set(Sale.objects.filter(pk__any=[sales[1].pk.hex.upper()]).values_list("pk", flat=True)) == {sales[1].pk}
     assert set(SaleLine.objects.filter(sale_id__any=[str(sales[1].pk)]).values_list("sale_id", flat=True)) == {
         sales[1].pk
     }

@@ -11,7 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sales.ingest import _sale_depth, json_depth, quarantine_payload_decode
+from sales.ingest import (
+    CENT,
+    _Errors,
+    _payment_parse,
+    _payment_parse_checked,
+    _sale_depth,
+    json_depth,
+    quarantine_payload_decode,
+)
 from sales.models import QuarantinedSale, Sale
 from tests.sales.payloads import BATCHES_URL, ONLINE_URL, assert_error_shape, batch, sale
 
@@ -226,6 +234,40 @@ sale_like_values = st.dictionaries(
 def test_sale_depth_short_path_equals_json_depth(value):
     # The envelope measures each sale with the short path for the usual shape.
     assert _sale_depth(value) == json_depth(value)
+
+
+payments_like = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(["paygo", "cash", "card", "units", "PAYGO", "bitcoin", 1, None]),
+        "amount": st.sampled_from(["0", "0.00", "7000.00", "7000.0", "-1.00", "1.234", "1e3", " 5", "", "\u0663"])
+        | st.integers(-5, 10**13)
+        | st.floats(allow_nan=False)
+        | st.none(),
+    },
+    optional={"unit_type": st.sampled_from(["ALMUERZO", "", None, 3])},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payment=payments_like)
+def test_payment_short_path_agrees_with_the_full_checks(payment):
+    # A payment parsed again (its amount text now remembered) parses exactly as the full
+    # checks parse it: same errors, same values, and the payload hash's text of the amount.
+    full_errors, first_errors, again_errors = _Errors(), _Errors(), _Errors()
+    full = _payment_parse_checked(payment, 0, full_errors)
+    first = _payment_parse(payment, 0, first_errors)
+    again = _payment_parse(dict(payment), 0, again_errors)
+    assert full_errors == first_errors == again_errors
+    for parsed in (first, again):
+        if full is None:
+            assert parsed is None
+            continue
+        assert (parsed.method, str(parsed.amount), parsed.unit_type) == (
+            full.method,
+            str(full.amount),
+            full.unit_type,
+        )
+        assert parsed.hash_text in (None, str(full.amount.quantize(CENT)))
 
 
 def test_json_depth_stops_at_its_limit_on_absurd_nesting():
