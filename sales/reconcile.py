@@ -216,8 +216,8 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             key = (s["occurred_at"], s["terminal_id"], s["seq"])
             if day not in customer_days or key < customer_days[day]:
                 customer_days[day] = key
-    # The chunk's own sales are summed from the lines read above; only later sales of
-    # those days that arrived before them are summed by the recomputation.
+    # The chunk's own sales are summed from the lines read above; the recomputation sums
+    # only the lines of the reconciled sales after them that day, which it judges again.
     amounts: dict[UUID, Decimal] = {}
     for _pk, sale_id, quantity, unit_price, *_ in lines:
         if sales[sale_id]["customer_id"] is not None:
