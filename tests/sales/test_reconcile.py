@@ -39,6 +39,24 @@ def flags(*sales: Sale, code: str) -> list[bool]:
     return [sale.pk in flagged for sale in sales]
 
 
+def ana_juices(at, minutes: int, count: int) -> SaleSpec:
+    """Ana (C-000123, 20000 a day at most) buys ``count`` juices of 3000."""
+    return SaleSpec(terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),))
+
+
+def tomas_paygo(at, minutes: int, amount: str, *, online: bool = False) -> SaleSpec:
+    """Tomás (C-000200, at -4500 with 5000 of overdraft) pays ``amount`` from his balance;
+    an online sale gets its balance movement at ingest."""
+    return SaleSpec(
+        terminal="N1-CAJA-01",
+        occurred_at=at(minutes),
+        customer="C-000200",
+        lines=(("SKU-FRUTA", 1, amount),),
+        payments=(("paygo", amount),),
+        offline=not online,
+    )
+
+
 def test_offline_sale_gets_its_stock_balance_units_and_comanda(demo, at):
     # Given an offline sale: 2 empanadas paid from the payGO balance, a lunch paid with a unit
     sale = stored_sale_create(
@@ -260,17 +278,12 @@ def test_an_episode_continued_chunk_after_chunk_keeps_its_members_and_lowest(dem
 
 def test_daily_max_flags_the_sale_that_passes_it_in_time_of_sale_not_arrival(demo, at):
     # Ana (C-000123) may spend 20000 a day.
-    def juices(minutes, count):
-        return SaleSpec(
-            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
-        )
-
-    s_b, s_c = stored_sales_create([juices(60, 4), juices(90, 3)])  # 12000, then 9000
+    s_b, s_c = stored_sales_create([ana_juices(at, 60, 4), ana_juices(at, 90, 3)])  # 12000, then 9000
     sales_reconcile()
     assert flags(s_b, s_c, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
 
     # A sale made earlier that day arrives late: 9000 → 21000 at s_b → 30000 at s_c
-    (s_a,) = stored_sales_create([juices(30, 3)])
+    (s_a,) = stored_sales_create([ana_juices(at, 30, 3)])
     sales_reconcile()
     assert flags(s_a, s_b, s_c, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True, True]
     detail = SaleFlag.objects.get(sale=s_b, code=FlagCode.DAILY_MAX_EXCEEDED).detail
@@ -284,18 +297,13 @@ def test_daily_max_continues_the_day_from_the_stored_totals_before_the_chunk(dem
     # Ana (C-000123) may spend 20000 a day. Her morning is reconciled first; a later chunk
     # walks her day only from its own earliest sale on, opening with what the morning's
     # stored sales add up to, and leaves the morning's flags as they are.
-    def juices(minutes, count):
-        return SaleSpec(
-            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
-        )
-
-    morning = stored_sales_create([juices(30, 2), juices(60, 2)])  # 6000, 6000
+    morning = stored_sales_create([ana_juices(at, 30, 2), ana_juices(at, 60, 2)])  # 6000, 6000
     sales_reconcile()
     assert flags(*morning, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, False]
     # A marker on the morning's first sale: a walk of the whole day would clear it.
     SaleFlag.objects.create(sale=morning[0], code=FlagCode.DAILY_MAX_EXCEEDED, detail={"marker": True})
 
-    afternoon = stored_sales_create([juices(120, 2), juices(150, 1)])  # 18000, then 21000
+    afternoon = stored_sales_create([ana_juices(at, 120, 2), ana_juices(at, 150, 1)])  # 18000, then 21000
     sales_reconcile()
     assert flags(*afternoon, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
     detail = SaleFlag.objects.get(sale=afternoon[1], code=FlagCode.DAILY_MAX_EXCEEDED).detail
@@ -305,24 +313,19 @@ def test_daily_max_continues_the_day_from_the_stored_totals_before_the_chunk(dem
 
 def test_a_customer_without_maximum_gets_no_daily_max_flag_from_the_chunk_on(demo, at):
     # Ana (C-000123) passes her 20000 with her second sale; then her maximum is lifted.
-    def juices(minutes, count):
-        return SaleSpec(
-            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
-        )
-
-    morning = stored_sales_create([juices(30, 4), juices(60, 4)])  # 12000, 24000
+    morning = stored_sales_create([ana_juices(at, 30, 4), ana_juices(at, 60, 4)])  # 12000, 24000
     sales_reconcile()
     assert flags(*morning, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True]
     Customer.objects.filter(code="C-000123").update(daily_max=None)
 
     # A later sale: the sales from it on are evaluated, under no maximum now; the flag of
     # the sale before it stays what the maximum then in force made it.
-    (afternoon,) = stored_sales_create([juices(90, 1)])
+    (afternoon,) = stored_sales_create([ana_juices(at, 90, 1)])
     sales_reconcile()
     assert flags(*morning, afternoon, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, True, False]
 
     # A sale made between the morning's two arrives late: the day from it on is evaluated.
-    (late,) = stored_sales_create([juices(45, 1)])
+    (late,) = stored_sales_create([ana_juices(at, 45, 1)])
     sales_reconcile()
     assert flags(morning[0], late, morning[1], afternoon, code=FlagCode.DAILY_MAX_EXCEEDED) == [False] * 4
 
@@ -361,20 +364,11 @@ def test_daily_max_counts_what_was_spent_before_as_the_stored_totals_like_the_on
 
 def test_overdraft_moves_to_the_sale_that_really_went_past_the_limit(demo, at):
     # Tomás (C-000200) is at -4500 with 5000 of overdraft: 500 of room.
-    def paygo(minutes, amount):
-        return SaleSpec(
-            terminal="N1-CAJA-01",
-            occurred_at=at(minutes),
-            customer="C-000200",
-            lines=(("SKU-FRUTA", 1, amount),),
-            payments=(("paygo", amount),),
-        )
-
-    (later,) = stored_sales_create([paygo(60, "300.00")])
+    (later,) = stored_sales_create([tomas_paygo(at, 60, "300.00")])
     sales_reconcile()
     assert flags(later, code=FlagCode.OVERDRAFT_EXCEEDED) == [False]
 
-    (earlier,) = stored_sales_create([paygo(30, "400.00")])
+    (earlier,) = stored_sales_create([tomas_paygo(at, 30, "400.00")])
     sales_reconcile()
     assert flags(earlier, later, code=FlagCode.OVERDRAFT_EXCEEDED) == [False, True]
     assert balance("C-000200") == Decimal("-5200.00")
@@ -386,23 +380,9 @@ def test_a_backlog_chunk_leaves_the_later_sales_to_their_own_chunk(demo, at):
     # the later sales add (spent today; online sales' balance movements), but judges only
     # its own sales. The later ones are judged by their own chunk, with everything
     # stored by then, so the flags end the same as judging them at once.
-    def juices(minutes, count):
-        return SaleSpec(
-            terminal="N1-CAJA-01", occurred_at=at(minutes), customer="C-000123", lines=(("SKU-JUGO", count),)
-        )
-
-    def paygo(minutes, amount):
-        return SaleSpec(
-            terminal="N1-CAJA-01",
-            occurred_at=at(minutes),
-            customer="C-000200",
-            lines=(("SKU-FRUTA", 1, amount),),
-            payments=(("paygo", amount),),
-            offline=False,  # its balance movement is written at ingest
-        )
-
-    first, spender = stored_sales_create([juices(30, 4), paygo(30, "400.00")])  # 12000; room 500 → 100
-    later, over = stored_sales_create([juices(60, 4), paygo(60, "300.00")])  # 24000; room 100 → -200
+    # Ana 12000, Tomás's room 500 → 100; then Ana 24000, Tomás's room 100 → -200.
+    first, spender = stored_sales_create([ana_juices(at, 30, 4), tomas_paygo(at, 30, "400.00", online=True)])
+    later, over = stored_sales_create([ana_juices(at, 60, 4), tomas_paygo(at, 60, "300.00", online=True)])
     assert sales_reconcile(sale_ids=[first.pk, spender.pk]) == 2
     assert flags(first, later, code=FlagCode.DAILY_MAX_EXCEEDED) == [False, False]
     assert flags(spender, over, code=FlagCode.OVERDRAFT_EXCEEDED) == [False, False]
@@ -415,7 +395,7 @@ def test_a_backlog_chunk_leaves_the_later_sales_to_their_own_chunk(demo, at):
     assert (detail["before"], detail["after"]) == ("12000.00", "24000.00000")
 
     # A reconciled later sale is still judged again when an earlier one arrives.
-    (earliest,) = stored_sales_create([juices(10, 1)])  # 3000 → 15000 at first
+    (earliest,) = stored_sales_create([ana_juices(at, 10, 1)])  # 3000 → 15000 at first
     sales_reconcile()
     detail = SaleFlag.objects.get(sale=later, code=FlagCode.DAILY_MAX_EXCEEDED).detail
     assert (detail["before"], detail["after"]) == ("15000.00", "27000.00000")
