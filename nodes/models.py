@@ -1,7 +1,7 @@
 """Institutions (tenants), nodes (cafeterias/stores) with their offline flags, and APs."""
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
@@ -42,6 +42,14 @@ USE_LAST_BALANCE_HELP = (
     "varias cajas a la vez puede quedar en sobregiro; al sincronizar todas las cajas refrescan los "
     "saldos. Si está apagado, las ventas payGO sin conexión se marcan «saldo no verificado»."
 )
+
+
+def _row_hold(instance: models.Model) -> None:
+    """Lock ``instance``'s row (``FOR UPDATE``) until the transaction ends, when there is
+    one (the admin saves in one): a transaction in flight that holds it (an upload) ends
+    first, so a check of the rows referring to it made next sees that transaction's."""
+    if transaction.get_connection().in_atomic_block:
+        type(instance)._default_manager.select_for_update().filter(pk=instance.pk).exists()
 
 
 class Node(models.Model):
@@ -95,11 +103,13 @@ class Node(models.Model):
     def clean(self) -> None:
         super().clean()
         # Sales keep the institution of their node, enforced by the database (see Sale):
-        # a node that has sold cannot move to another institution.
-        if self.pk and self.sales.exclude(institution_id=self.institution_id).exists():
-            raise ValidationError(
-                {"institution": "Este nodo ya tiene ventas registradas en otra institución; no puede cambiarse."}
-            )
+        # a node that has sold cannot move to another institution. Locked first, as an AP.
+        if self.pk:
+            _row_hold(self)
+            if self.sales.exclude(institution_id=self.institution_id).exists():
+                raise ValidationError(
+                    {"institution": "Este nodo ya tiene ventas registradas en otra institución; no puede cambiarse."}
+                )
 
 
 class TerminalKind(models.TextChoices):
@@ -152,9 +162,12 @@ class Terminal(models.Model):
     def clean(self) -> None:
         super().clean()
         # Sales keep the node of their terminal, enforced by the database (see Sale): an AP
-        # that has sold cannot move to another node.
-        if self.pk and self.sales.exclude(node_id=self.node_id).exists():
-            raise ValidationError({"node": "Esta AP ya tiene ventas registradas en otro nodo; no puede cambiarse."})
+        # that has sold cannot move to another node. An upload in flight holds the row
+        # until it commits (sales.ingest._terminal_hold); locked first, its sales are seen.
+        if self.pk:
+            _row_hold(self)
+            if self.sales.exclude(node_id=self.node_id).exists():
+                raise ValidationError({"node": "Esta AP ya tiene ventas registradas en otro nodo; no puede cambiarse."})
 
     @property
     def has_key(self) -> bool:

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, PositiveBigIntegerField, Sum, Value, When
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -1137,11 +1137,43 @@ def _quarantine(
     rows_insert(QuarantinedSale, rows, fields=fields)
 
 
-def _terminal_touch(terminal: Terminal, now: datetime, *, upload: bool) -> None:
+def _terminal_hold(terminal: Terminal, now: datetime, *, upload: bool) -> None:
+    """The transaction's first write: the terminal's ``last_seen_at`` (and
+    ``last_upload_at``), which locks its row, and its node's row locked ``FOR KEY SHARE``
+    (what the sales' foreign keys take at commit, taken now), both until commit.
+
+    So the node and institution the sales are stored under cannot change under them: an
+    admin moving the AP to another node, or its node to another institution, waits for
+    this transaction and then sees its sales (``clean()`` refuses the move); one committed
+    since the terminal was authenticated is read here and used instead. One statement,
+    which replaces the touch the transaction made anyway. Concurrent uploads of one
+    terminal (retries of one batch) wait for each other here.
+    """
     values = {"last_seen_at": now}
     if upload:
         values["last_upload_at"] = now
-    Terminal.objects.filter(pk=terminal.pk).update(**values)
+    if connection.vendor != "postgresql":
+        # SQLite opens every transaction IMMEDIATE: once written, nothing moves until commit.
+        Terminal.objects.filter(pk=terminal.pk).update(**values)
+        row = Terminal.objects.filter(pk=terminal.pk).values_list("node_id", "node__institution_id").first()
+    else:
+        terminals, nodes = Terminal._meta.db_table, Node._meta.db_table
+        assignments = ", ".join(f"{connection.ops.quote_name(column)} = %s" for column in values)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH touched AS (UPDATE {terminals} SET {assignments} WHERE id = %s RETURNING node_id)"
+                f" SELECT node.id, node.institution_id FROM {nodes} node JOIN touched ON node.id = touched.node_id"
+                " FOR KEY SHARE OF node",
+                [*values.values(), terminal.pk],
+            )
+            row = cursor.fetchone()
+    if row is None:  # deleted since its key was checked: the key is gone with it
+        raise ApplicationError(
+            "Llave de AP desconocida, revocada o inactiva.", code="authentication_failed", status_code=401
+        )
+    node_id, institution_id = row
+    if node_id != terminal.node_id or institution_id != terminal.node.institution_id:
+        terminal.node = Node.objects.get(pk=node_id)
 
 
 def _reconcile_on_commit(sale_ids: list[str]) -> None:
@@ -1186,9 +1218,10 @@ def sale_batch_ingest(
     :class:`~sales.models.QuarantinedSale` with its raw payload and errors).
 
     Idempotent by sale id, enforced by the primary key (``INSERT … ON CONFLICT DO
-    NOTHING``), so concurrent copies of one batch store each sale once. Locks: none taken
-    explicitly; inserted rows and the resolution row whose ``next_number`` advances are
-    locked until commit. One transaction for the whole batch, committed before answering.
+    NOTHING``), so concurrent copies of one batch store each sale once. Locks: the
+    terminal's row first and its node's ``FOR KEY SHARE`` (:func:`_terminal_hold`), then
+    the inserted rows and the resolution row whose ``next_number`` advances, all until
+    commit. One transaction for the whole batch, committed before answering.
     Side effects: ``UploadBatch`` row, terminal's ``last_upload_at``/``last_seen_at``,
     resolutions' ``next_number``; on commit, reconciliation is enqueued for accepted sales.
     Stock and balances are NOT touched: reconciliation applies them in time order.
@@ -1211,6 +1244,7 @@ def sale_batch_ingest(
             parsed[index] = sale
 
     with transaction.atomic():
+        _terminal_hold(terminal, received_at, upload=True)
         batch = UploadBatch.objects.create(
             batch_id=batch_uuid, terminal=terminal, received_at=received_at, sales_count=len(sales)
         )
@@ -1302,7 +1336,6 @@ def sale_batch_ingest(
         UploadBatch.objects.filter(pk=batch.pk).update(
             accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"]
         )
-        _terminal_touch(terminal, received_at, upload=True)
         _reconcile_on_commit([p.id for p in inserted])
 
     return BatchResult(
@@ -1336,10 +1369,10 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
     Raises :class:`SaleRejected` (``422``, every error listed) when the sale is malformed,
     refers to unknown data, or breaks a rule (stock, block, daily maximum, balance plus
     overdraft, units, an invoice range that cannot number it); nothing is stored then
-    (the sale did not happen, so it is not quarantined). Locks (``sales.locks``): the
-    customer row, then the node-stock rows of its tracked products, by pk, so two sales
-    of one customer or product are serialized and cannot together exceed what one of
-    them would be refused.
+    (the sale did not happen, so it is not quarantined). Locks: the terminal's row and
+    its node's (:func:`_terminal_hold`), then (``sales.locks``) the customer row, then the
+    node-stock rows of its tracked products, by pk, so two sales of one customer or
+    product are serialized and cannot together exceed what one of them would be refused.
 
     Invoicing (``billing.invoicing``): at node and institution level the server numbers
     the sale with :func:`~billing.invoicing.invoice_number_take` as the LAST write of the
@@ -1370,6 +1403,7 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
         raise SaleRejected(errors)
 
     with transaction.atomic():
+        _terminal_hold(terminal, received_at, upload=False)
         ctx = _context_load(terminal=terminal, sales=[parsed])
         customer = ctx.customers.get(parsed.customer_code) if parsed.customer_code else None
         tracked = [
@@ -1420,7 +1454,6 @@ def sale_online_record(*, terminal: Terminal, sale: Any, received_at: datetime |
         _effects_post(prepared, lines, payments)
         _resolutions_advance([prepared])
         _online_comanda_create(prepared, lines)
-        _terminal_touch(terminal, received_at, upload=False)
         # Last, see the docstring: after every other lock, held until commit.
         _online_invoice_assign(prepared, terminal)
         _reconcile_on_commit([parsed.id_text])

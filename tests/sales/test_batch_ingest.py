@@ -491,3 +491,20 @@ def test_query_count_of_a_500_sale_batch_does_not_grow_with_its_size(pos_client,
         response = post(client, batch(*sales))
     assert response.json()["duplicates"] == 499
     print(f"500-sale batch (retry): {len(captured)} queries")
+
+
+def test_a_batch_is_stored_at_the_node_the_ap_belongs_to_when_it_is_written(demo):
+    from nodes.models import Node
+    from sales.ingest import sale_batch_ingest
+
+    # Given an AP read when its key was checked, and moved to N2 (it had no sales) since
+    checked = Terminal.objects.select_related("node").get(code="N1-CAJA-02")
+    Terminal.objects.filter(pk=checked.pk).update(node=Node.objects.get(code="N2"))
+
+    # When its batch is stored with what was read then
+    result = sale_batch_ingest(terminal=checked, batch_id=str(uuid.uuid4()), sales=[cash_sale(), cash_sale()])
+
+    # Then the sales carry the node the AP belongs to now
+    assert result.accepted == 2
+    assert set(Sale.objects.filter(terminal=checked).values_list("node__code", flat=True)) == {"N2"}
+    assert checked.node.code == "N2"

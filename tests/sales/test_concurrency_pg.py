@@ -124,3 +124,135 @@ def test_online_numbering_and_deferred_numbering_of_one_range_do_not_deadlock(de
     stored = Sale.objects.count()
     assert stored == len(numbered), "every N2 sale ends numbered once its batch is reconciled"
     assert sorted(numbered) == list(range(first, first + stored))
+
+
+def _move(model: str, code: str, target: str):
+    """What staff do in the admin to move an AP to another node (``model="terminal"``) or
+    a node to another institution (``"node"``): clean and save in one transaction."""
+    from django.core.exceptions import ValidationError
+    from django.db import transaction
+
+    from nodes.models import Institution, Node, Terminal
+
+    try:
+        with transaction.atomic():
+            if model == "terminal":
+                row = Terminal.objects.get(code=code)
+                row.node = Node.objects.get(code=target)
+            else:
+                row = Node.objects.get(code=code)
+                row.institution = Institution.objects.get(code=target)
+            row.full_clean()
+            row.save()
+        return "moved"
+    except ValidationError as exc:
+        return exc.message_dict
+    finally:
+        connection.close()
+
+
+def _lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    ("model", "code", "target", "refusal"),
+    [
+        (
+            "terminal",
+            "N1-CAJA-02",
+            "N2",
+            {"node": ["Esta AP ya tiene ventas registradas en otro nodo; no puede cambiarse."]},
+        ),
+        (
+            "node",
+            "N2",
+            "EMP-ANDINA",
+            {"institution": ["Este nodo ya tiene ventas registradas en otra institución; no puede cambiarse."]},
+        ),
+    ],
+)
+def test_a_move_while_the_first_batch_is_in_flight_waits_for_it_and_is_refused(
+    demo, monkeypatch, model, code, target, refusal
+):
+    import time
+
+    from sales import ingest
+
+    # Given an AP with no sales (on a node with none) whose first batch is inside its transaction
+    terminal = "N1-CAJA-02" if model == "terminal" else "N2-CAJA-01"
+    assert not Sale.objects.filter(node__terminals__code=terminal).exists()
+    in_flight, proceed = threading.Event(), threading.Event()
+    context_load = ingest._context_load
+
+    def held(**kwargs):
+        in_flight.set()
+        proceed.wait(timeout=30)
+        return context_load(**kwargs)
+
+    monkeypatch.setattr(ingest, "_context_load", held)
+    outcome: dict = {}
+
+    def upload():
+        try:
+            outcome["upload"] = _client(demo, terminal).post(
+                BATCHES_URL, batch(cash_sale(), cash_sale()), format="json"
+            )
+        finally:
+            connection.close()
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    assert in_flight.wait(timeout=30)
+
+    # When staff move the AP to another node, or its node to another institution, meanwhile
+    mover = threading.Thread(target=lambda: outcome.update(move=_move(model, code, target)))
+    mover.start()
+    deadline = time.monotonic() + 30
+    while _lock_waiters() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waited = _lock_waiters()
+    proceed.set()
+    uploader.join(timeout=60)
+    mover.join(timeout=60)
+
+    # Then the move waited for the batch, which is stored whole where it was, and was refused
+    assert waited == 1
+    assert outcome["upload"].status_code == 200, outcome["upload"].content
+    assert outcome["upload"].json()["accepted"] == 2
+    assert outcome["move"] == refusal
+    stored = Sale.objects.filter(terminal__code=terminal)
+    assert set(stored.values_list("node__code", "institution__code")) == {
+        (code if model == "node" else "N1", "COL-SANJOSE")
+    }
+
+
+def test_an_ap_moved_after_its_key_was_checked_stores_the_batch_at_its_new_node(demo, monkeypatch):
+    from nodes.models import Terminal
+    from sales import ingest
+
+    # Given an AP with no sales, moved to N2 after its request was authenticated
+    envelope_check = ingest._batch_envelope_check
+
+    def moved_meanwhile(*args):
+        mover = threading.Thread(target=lambda: moves.append(_move("terminal", "N1-CAJA-02", "N2")))
+        mover.start()
+        mover.join(timeout=30)
+        return envelope_check(*args)
+
+    moves: list = []
+    monkeypatch.setattr(ingest, "_batch_envelope_check", moved_meanwhile)
+
+    # When its batch arrives
+    response = _client(demo, "N1-CAJA-02").post(BATCHES_URL, batch(cash_sale(), cash_sale()), format="json")
+
+    # Then it is stored at the node the AP belongs to now
+    assert moves == ["moved"]
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 2
+    assert Terminal.objects.get(code="N1-CAJA-02").node.code == "N2"
+    assert set(Sale.objects.filter(terminal__code="N1-CAJA-02").values_list("node__code", flat=True)) == {"N2"}
