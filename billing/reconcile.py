@@ -17,10 +17,11 @@ from itertools import groupby
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import DecimalField, F, OuterRef, Q, Subquery, Sum
+from django.db.models import DecimalField, F, OuterRef, Subquery, Sum
 
 from billing.ledger import sale_balance_movements_post, sale_unit_movements_post
 from billing.models import BalanceMovement, Customer
+from paygo.bulk_insert import array_param
 from sales.models import FlagCode, Sale, SaleLine
 from sales.reconcile_flags import FlagEvaluation, time_ordered_flags
 from sales.rules import CustomerFacts, LineFacts, PaymentFacts
@@ -214,7 +215,6 @@ def daily_max_recompute(
     if not customer_days:
         return evaluation
     customer_ids = {c for c, _ in customer_days}
-    dates = {d for _, d in customer_days}
     if maximums is None:
         maximums = dict(Customer.objects.filter(pk__any=list(customer_ids)).order_by().values_list("pk", "daily_max"))
     daily_max = {customer_id: maximums[customer_id] for customer_id in customer_ids}
@@ -222,24 +222,13 @@ def daily_max_recompute(
     # on are evaluated unflagged (which clears a flag left from when they had one), with
     # no walk. Their earlier sales are only read when the day has a maximum to walk.
     unlimited = {c for c in customer_ids if daily_max[c] is None}
-    limited = customer_ids - unlimited
-    scope = Q(customer_id__any=list(limited)) if limited else Q()
-    if unlimited:
-        scope |= Q(customer_id__any=list(unlimited), occurred_at__gte=min(customer_days.values())[0])
     # Spent before a sale = the totals of the customer's earlier sales that day, as the
     # online check reads it (sales.ingest.sale_online_record sums Sale.total).
     spent: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
     walked = []
-    for row in (
-        Sale.objects.filter(scope, business_date__in=dates)
-        .order_by()  # walked in time of sale below
-        .values_list(
-            "customer_id", "business_date", "occurred_at", "terminal_id", "seq", "pk", "total", "reconciled_at"
-        )
-    ):
-        since = customer_days.get((row[0], row[1]))
-        if since is None:
-            continue
+    # Walked in time of sale below.
+    for row in _day_sales({day: key[0] if day[0] in unlimited else None for day, key in customer_days.items()}):
+        since = customer_days[(row[0], row[1])]
         if (row[2], row[3], row[4]) < since:
             spent[(row[0], row[1])] += row[6]
         elif row[0] not in unlimited:
@@ -268,6 +257,60 @@ def daily_max_recompute(
         if FlagCode.DAILY_MAX_EXCEEDED in flags:
             evaluation.flagged[sale_id] = flags[FlagCode.DAILY_MAX_EXCEEDED]
     return evaluation
+
+
+_DAY_SALE_COLUMNS = (
+    "customer_id",
+    "business_date",
+    "occurred_at",
+    "terminal_id",
+    "seq",
+    "pk",
+    "total",
+    "reconciled_at",
+)
+
+
+def _day_sales(days: Mapping[tuple[int, date], datetime | None]) -> list[tuple]:
+    """The sales of each (customer, Bogotá business date) of ``days`` from the given time
+    on (``None``: the whole day), as ``_DAY_SALE_COLUMNS``, unordered. Read only.
+
+    On PostgreSQL each day is one probe of ``sale_customer_day``, a nested loop over the
+    days kept so by ``OFFSET 0`` (the subquery is not merged into a join the planner may
+    reorder). Right after a large upload the statistics do not know its sales yet, and
+    the planner read every sale of the date through the index's second column, filtering
+    on the customers: 50 ms a chunk instead of 2. Elsewhere one query by customers and
+    dates, narrowed to the days here."""
+    if not days:
+        return []
+    if connection.vendor != "postgresql":
+        rows = (
+            Sale.objects.filter(
+                customer_id__any=list({customer for customer, _ in days}),
+                business_date__in={business_date for _, business_date in days},
+            )
+            .order_by()
+            .values_list(*_DAY_SALE_COLUMNS)
+        )
+        return [
+            row
+            for row in rows
+            if (row[0], row[1]) in days and (days[(row[0], row[1])] is None or row[2] >= days[(row[0], row[1])])
+        ]
+    table = connection.ops.quote_name(Sale._meta.db_table)
+    columns = ", ".join(f"s.{'id' if column == 'pk' else column}" for column in _DAY_SALE_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM unnest(%s::bigint[], %s::date[], %s::timestamptz[]) AS d(customer_id, day, since)"
+            f" CROSS JOIN LATERAL (SELECT * FROM {table} s WHERE s.customer_id = d.customer_id"
+            " AND s.business_date = d.day AND (d.since IS NULL OR s.occurred_at >= d.since) OFFSET 0) s",
+            [
+                array_param([customer for customer, _ in days]),
+                array_param([business_date for _, business_date in days]),
+                array_param(list(days.values())),
+            ],
+        )
+        return cursor.fetchall()
 
 
 def _judged_later(reconciled_at: datetime | None, sale_id: UUID, reconciling: Collection[UUID] | None) -> bool:

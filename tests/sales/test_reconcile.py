@@ -330,6 +330,33 @@ def test_a_customer_without_maximum_gets_no_daily_max_flag_from_the_chunk_on(dem
     assert flags(morning[0], late, morning[1], afternoon, code=FlagCode.DAILY_MAX_EXCEEDED) == [False] * 4
 
 
+@pytest.mark.postgres
+def test_the_daily_max_reads_each_customer_day_by_its_index_whatever_the_statistics(demo, at):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.reconcile import _day_sales
+
+    # Given Ana's day stored, in tables never analyzed (the planner knows nothing of them)
+    sales = stored_sales_create([ana_juices(at, 30, 1), ana_juices(at, 60, 1), ana_juices(at, 90, 1)])
+    ana = sales[0].customer_id
+
+    # When the daily maximum reads her day from her second sale on, and her whole day
+    with CaptureQueriesContext(connection) as captured:
+        rows = _day_sales({(ana, sales[0].business_date): sales[1].occurred_at})
+        whole = _day_sales({(ana, sales[0].business_date): None})
+
+    # Then it gets those sales, each day by one probe of the (customer, day) index, even
+    # with the planner told to prefer any other join
+    assert sorted(row[5] for row in rows) == sorted(sale.pk for sale in sales[1:])
+    assert sorted(row[5] for row in whole) == sorted(sale.pk for sale in sales)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("EXPLAIN " + captured.captured_queries[0]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Cond: ((customer_id = d.customer_id) AND (business_date = d.day))" in plan, plan
+
+
 def test_daily_max_counts_what_was_spent_before_as_the_stored_totals_like_the_online_check(demo, at):
     # Ana (C-000123) may spend 20000 a day. Her first sale is three lines of 0.005 × 1.00:
     # ingest stores each line's total rounded half up (0.01), so the sale's total is 0.03,
