@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
-from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.settings import api_settings
 
@@ -143,8 +142,3 @@ class TerminalAuthFailureThrottle(_RateFromCurrentSettings, throttling.SimpleRat
             return
         self.history.insert(0, self.now)
         self.cache.set(self.key, self.history, self.duration)
-
-
-def terminal_touch(terminal: Terminal) -> None:
-    """Record that the terminal was seen (one UPDATE, no history row)."""
-    Terminal.objects.filter(pk=terminal.pk).update(last_seen_at=timezone.now())
