@@ -278,9 +278,10 @@ def _day_sales(days: Mapping[tuple[int, date], datetime | None]) -> list[tuple]:
     On PostgreSQL each day is one probe of ``sale_customer_day``, a nested loop over the
     days kept so by ``OFFSET 0`` (the subquery is not merged into a join the planner may
     reorder). Right after a large upload the statistics do not know its sales yet, and
-    the planner read every sale of the date through the index's second column, filtering
-    on the customers: 50 ms a chunk instead of 2. Elsewhere one query by customers and
-    dates, narrowed to the days here."""
+    one query over all the customers and dates was planned to read every sale of the date
+    through the index's second column, filtering on the customers: 31–50 ms a chunk at
+    the end of a 20,000-sale backlog, against 5–9 ms for these probes. Elsewhere one query
+    by customers and dates, narrowed to the days here."""
     if not days:
         return []
     if connection.vendor != "postgresql":
