@@ -1,5 +1,7 @@
 """Institutions (tenants), nodes (cafeterias/stores) with their offline flags, and APs."""
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import Q
@@ -44,12 +46,15 @@ USE_LAST_BALANCE_HELP = (
 )
 
 
-def _row_hold(instance: models.Model) -> None:
-    """Lock ``instance``'s row (``FOR UPDATE``) until the transaction ends, when there is
-    one (the admin saves in one): a transaction in flight that holds it (an upload) ends
-    first, so a check of the rows referring to it made next sees that transaction's."""
+def _stored_value(instance: models.Model, attname: str) -> Any:
+    """The stored value of ``attname`` in ``instance``'s row (None if there is none),
+    read with the row locked (``FOR UPDATE``) until the transaction ends when there is one
+    (the admin saves in one): a transaction in flight that holds the row (an upload,
+    ``sales.ingest._terminal_hold``) ends first, so a look at its sales made next sees them."""
+    rows = type(instance)._default_manager.filter(pk=instance.pk)
     if transaction.get_connection().in_atomic_block:
-        type(instance)._default_manager.select_for_update().filter(pk=instance.pk).exists()
+        rows = rows.select_for_update()
+    return rows.values_list(attname, flat=True).first()
 
 
 class Node(models.Model):
@@ -103,13 +108,13 @@ class Node(models.Model):
     def clean(self) -> None:
         super().clean()
         # Sales keep the institution of their node, enforced by the database (see Sale):
-        # a node that has sold cannot move to another institution. Locked first, as an AP.
-        if self.pk:
-            _row_hold(self)
-            if self.sales.exclude(institution_id=self.institution_id).exists():
-                raise ValidationError(
-                    {"institution": "Este nodo ya tiene ventas registradas en otra institución; no puede cambiarse."}
-                )
+        # a node that has sold cannot move to another institution. Its sales all carry the
+        # stored institution, so only a change of it needs a look at them (one row, not a
+        # scan of every sale of the node at each save).
+        if self.pk and _stored_value(self, "institution_id") != self.institution_id and self.sales.exists():
+            raise ValidationError(
+                {"institution": "Este nodo ya tiene ventas registradas en otra institución; no puede cambiarse."}
+            )
 
 
 class TerminalKind(models.TextChoices):
@@ -162,12 +167,10 @@ class Terminal(models.Model):
     def clean(self) -> None:
         super().clean()
         # Sales keep the node of their terminal, enforced by the database (see Sale): an AP
-        # that has sold cannot move to another node. An upload in flight holds the row
-        # until it commits (sales.ingest._terminal_hold); locked first, its sales are seen.
-        if self.pk:
-            _row_hold(self)
-            if self.sales.exclude(node_id=self.node_id).exists():
-                raise ValidationError({"node": "Esta AP ya tiene ventas registradas en otro nodo; no puede cambiarse."})
+        # that has sold cannot move to another node. As for a node, only a change needs a
+        # look at its sales, made with the row locked (an upload in flight finishes first).
+        if self.pk and _stored_value(self, "node_id") != self.node_id and self.sales.exists():
+            raise ValidationError({"node": "Esta AP ya tiene ventas registradas en otro nodo; no puede cambiarse."})
 
     @property
     def has_key(self) -> bool:
