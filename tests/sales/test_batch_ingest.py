@@ -14,7 +14,7 @@ from inventory.models import NodeStock
 from nodes.models import Terminal
 from sales.ingest import quarantine_payload_decode
 from sales.models import QuarantinedSale, Sale, SaleFlag, UploadBatch
-from tests.sales.payloads import BATCHES_URL, assert_error_shape, batch, cash_sale, sale
+from tests.sales.payloads import BATCHES_URL, ONLINE_URL, assert_error_shape, batch, cash_sale, sale
 
 pytestmark = pytest.mark.django_db
 
@@ -508,3 +508,33 @@ def test_a_batch_is_stored_at_the_node_the_ap_belongs_to_when_it_is_written(demo
     assert result.accepted == 2
     assert set(Sale.objects.filter(terminal=checked).values_list("node__code", flat=True)) == {"N2"}
     assert checked.node.code == "N2"
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [(BATCHES_URL, batch(cash_sale(), cash_sale())), (ONLINE_URL, cash_sale(offline=False))],
+    ids=["batch", "online"],
+)
+def test_an_ap_deleted_after_its_key_was_checked_gets_401_and_nothing_is_stored(pos_client, monkeypatch, url, body):
+    from sales import ingest
+
+    # Given an AP with no sales, deleted (and its key with it) once its request is authenticated
+    sale_parse = ingest._sale_parse
+
+    def deleted_meanwhile(*args, **kwargs):
+        InvoiceResolution.objects.filter(terminal__code="N1-CAJA-02").delete()
+        Terminal.objects.filter(code="N1-CAJA-02").delete()
+        return sale_parse(*args, **kwargs)
+
+    client = pos_client("N1-CAJA-02")
+    monkeypatch.setattr(ingest, "_sale_parse", deleted_meanwhile)
+
+    # When its sales reach the transaction that stores them
+    response = client.post(url, body, format="json")
+
+    # Then it is told its key is gone, in the error shape, and nothing is stored under it
+    assert_error_shape(response, 401, "authentication_failed")
+    assert not Terminal.objects.filter(code="N1-CAJA-02").exists()
+    assert not Sale.objects.exists()
+    assert not UploadBatch.objects.exists()
+    assert not QuarantinedSale.objects.exists()
