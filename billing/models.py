@@ -27,8 +27,10 @@ class Customer(models.Model):
     otherwise).
     """
 
+    # No index of its own: the unique (institution, code) leads with it. Every index of the
+    # row is written again by each balance change (change_seq is indexed, so never HOT).
     institution = models.ForeignKey(
-        Institution, on_delete=models.PROTECT, related_name="customers", verbose_name="institución"
+        Institution, on_delete=models.PROTECT, related_name="customers", verbose_name="institución", db_index=False
     )
     code = models.CharField("código", max_length=64)
     name = models.CharField("nombre", max_length=200)
@@ -104,8 +106,11 @@ class BalanceMovementKind(models.TextChoices):
 class BalanceMovement(AppendOnlyModel):
     """One change of a customer's balance. Append-only: the ledger is the truth."""
 
+    # Every index here is written by each paygo payment reconciled. ``customer`` has none
+    # of its own (``balmove_customer_time`` leads with it), and ``created_by`` only a
+    # partial one: sale movements have no author.
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="balance_movements", verbose_name="cliente"
+        Customer, on_delete=models.PROTECT, related_name="balance_movements", verbose_name="cliente", db_index=False
     )
     kind = models.CharField("tipo", max_length=16, choices=BalanceMovementKind.choices)
     amount = models.DecimalField("valor", help_text="Positivo abona, negativo descuenta.", **MONEY)
@@ -120,7 +125,12 @@ class BalanceMovement(AppendOnlyModel):
         verbose_name="pago",
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, verbose_name="registrado por"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name="registrado por",
+        db_index=False,
     )
     note = models.TextField("nota", blank=True)
 
@@ -128,7 +138,10 @@ class BalanceMovement(AppendOnlyModel):
         verbose_name = "movimiento de saldo"
         verbose_name_plural = "movimientos de saldo"
         ordering = ["occurred_at", "id"]
-        indexes = [models.Index(fields=["customer", "occurred_at"], name="balmove_customer_time")]
+        indexes = [
+            models.Index(fields=["customer", "occurred_at"], name="balmove_customer_time"),
+            models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="balmove_created_by"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind="sale", payment__isnull=False) | (~Q(kind="sale") & Q(payment__isnull=True)),
@@ -161,8 +174,9 @@ class UnitBalance(models.Model):
     """Prepaid consumable units (e.g. lunches) a customer holds, materialized from
     :class:`UnitMovement`."""
 
+    # No index of its own: the unique (customer, unit_type) leads with it.
     customer = models.ForeignKey(
-        Customer, on_delete=models.CASCADE, related_name="unit_balances", verbose_name="cliente"
+        Customer, on_delete=models.CASCADE, related_name="unit_balances", verbose_name="cliente", db_index=False
     )
     unit_type = models.CharField("tipo de unidad", max_length=32)
     quantity = models.IntegerField("unidades", default=0)
@@ -185,8 +199,10 @@ class UnitMovementKind(models.TextChoices):
 class UnitMovement(AppendOnlyModel):
     """One change of a customer's consumable units. Append-only."""
 
+    # As for balance movements: ``unitmove_customer_time`` leads with ``customer``, and
+    # ``created_by`` is indexed only where set.
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="unit_movements", verbose_name="cliente"
+        Customer, on_delete=models.PROTECT, related_name="unit_movements", verbose_name="cliente", db_index=False
     )
     unit_type = models.CharField("tipo de unidad", max_length=32)
     kind = models.CharField("tipo", max_length=16, choices=UnitMovementKind.choices)
@@ -202,7 +218,12 @@ class UnitMovement(AppendOnlyModel):
         verbose_name="pago",
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, verbose_name="registrado por"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name="registrado por",
+        db_index=False,
     )
     note = models.TextField("nota", blank=True)
 
@@ -210,7 +231,10 @@ class UnitMovement(AppendOnlyModel):
         verbose_name = "movimiento de unidades"
         verbose_name_plural = "movimientos de unidades"
         ordering = ["occurred_at", "id"]
-        indexes = [models.Index(fields=["customer", "unit_type", "occurred_at"], name="unitmove_customer_time")]
+        indexes = [
+            models.Index(fields=["customer", "unit_type", "occurred_at"], name="unitmove_customer_time"),
+            models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="unitmove_created_by"),
+        ]
         constraints = [models.CheckConstraint(condition=~Q(quantity=0), name="unit_movement_not_zero")]
 
 

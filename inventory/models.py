@@ -59,7 +59,8 @@ class NodeStock(models.Model):
     ``quantity`` equals the sum of the node's movements for the product.
     """
 
-    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="stock", verbose_name="nodo")
+    # No index of its own: the unique (node, product) leads with it.
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="stock", verbose_name="nodo", db_index=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="stock", verbose_name="producto")
     quantity = models.DecimalField("existencias", default=Decimal("0"), **QUANTITY)
     updated_at = models.DateTimeField("actualizado", auto_now=True)
@@ -84,7 +85,13 @@ class StockMovementKind(models.TextChoices):
 class StockMovement(AppendOnlyModel):
     """One change of a node's stock. Append-only: the ledger is the truth."""
 
-    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="stock_movements", verbose_name="nodo")
+    # Every index here is written by each sale line reconciled. ``node`` has none of its
+    # own (``stockmove_node_prod_time`` leads with it), and ``created_by`` only a partial
+    # one: sale movements have no author, and a user's movements are looked up (deleting
+    # a user) among those that have one.
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="stock_movements", verbose_name="nodo", db_index=False
+    )
     product = models.ForeignKey(
         Product, on_delete=models.PROTECT, related_name="stock_movements", verbose_name="producto"
     )
@@ -101,7 +108,12 @@ class StockMovement(AppendOnlyModel):
         verbose_name="línea de venta",
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, verbose_name="registrado por"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name="registrado por",
+        db_index=False,
     )
     note = models.TextField("nota", blank=True)
 
@@ -109,7 +121,10 @@ class StockMovement(AppendOnlyModel):
         verbose_name = "movimiento de inventario"
         verbose_name_plural = "movimientos de inventario"
         ordering = ["occurred_at", "id"]
-        indexes = [models.Index(fields=["node", "product", "occurred_at"], name="stockmove_node_prod_time")]
+        indexes = [
+            models.Index(fields=["node", "product", "occurred_at"], name="stockmove_node_prod_time"),
+            models.Index(fields=["created_by"], condition=Q(created_by__isnull=False), name="stockmove_created_by"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind="sale", sale_line__isnull=False) | (~Q(kind="sale") & Q(sale_line__isnull=True)),

@@ -311,7 +311,10 @@ class Comanda(models.Model):
     """A kitchen order ticket: one per sale with lines that need preparation."""
 
     sale = models.OneToOneField(Sale, on_delete=models.PROTECT, related_name="comanda", verbose_name="venta")
-    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="comandas", verbose_name="nodo")
+    # No index of its own: comanda_node_status leads with it.
+    node = models.ForeignKey(
+        Node, on_delete=models.PROTECT, related_name="comandas", verbose_name="nodo", db_index=False
+    )
     occurred_at = models.DateTimeField("fecha de venta")
     received_at = models.DateTimeField("recibida")
     late = models.BooleanField("tardía", help_text="Llegó de una venta sin conexión, después de sincronizar.")
