@@ -888,29 +888,26 @@ def reconcile_write_ceiling(batch_ids: list[str], *, since: datetime, chunk_size
         sale_rows: list[list[tuple]] = [[] for _ in range(chunks)]
         for row in cur.fetchall():
             sale_rows[chunk_of[row[0]]].append(row)
+
+        def chunk_sums(table: str, keys: tuple[str, ...], value: str) -> list[dict[tuple, Decimal | int]]:
+            """``value`` of the rows appended to ``table`` summed by ``keys``, chunk by chunk."""
+            columns, rows = appended[table]
+            key_at, value_at = [columns.index(k) for k in keys], columns.index(value)
+            sums: list[dict[tuple, Decimal | int]] = [{} for _ in range(chunks)]
+            for chunk, chunk_rows in enumerate(rows):
+                for row in chunk_rows:
+                    key = tuple(row[i] for i in key_at)
+                    sums[chunk][key] = sums[chunk].get(key, 0) + row[value_at]
+            return sums
+
         # Per chunk: balance change by customer (a customer whose units changed is bumped
-        # in the feed too), stock change by (node, product), units by (customer, type).
-        columns, rows = appended["billing_balancemovement"]
-        customer_at, amount_at = columns.index("customer_id"), columns.index("amount")
-        balances: list[dict[int, Decimal]] = [{} for _ in range(chunks)]
-        for chunk, chunk_rows in enumerate(rows):
-            for row in chunk_rows:
-                balances[chunk][row[customer_at]] = balances[chunk].get(row[customer_at], Decimal(0)) + row[amount_at]
-        columns, rows = appended["billing_unitmovement"]
-        customer_at, type_at, quantity_at = (columns.index(c) for c in ("customer_id", "unit_type", "quantity"))
-        units: list[dict[tuple[int, str], int]] = [{} for _ in range(chunks)]
-        for chunk, chunk_rows in enumerate(rows):
-            for row in chunk_rows:
-                key = (row[customer_at], row[type_at])
-                units[chunk][key] = units[chunk].get(key, 0) + row[quantity_at]
-                balances[chunk].setdefault(row[customer_at], Decimal(0))
-        columns, rows = appended["inventory_stockmovement"]
-        node_at, product_at, quantity_at = (columns.index(c) for c in ("node_id", "product_id", "quantity"))
-        stock: list[dict[tuple[int, int], Decimal]] = [{} for _ in range(chunks)]
-        for chunk, chunk_rows in enumerate(rows):
-            for row in chunk_rows:
-                key = (row[node_at], row[product_at])
-                stock[chunk][key] = stock[chunk].get(key, Decimal(0)) + row[quantity_at]
+        # in the feed too), units by (customer, type), stock change by (node, product).
+        balances = chunk_sums("billing_balancemovement", ("customer_id",), "amount")
+        units = chunk_sums("billing_unitmovement", ("customer_id", "unit_type"), "quantity")
+        stock = chunk_sums("inventory_stockmovement", ("node_id", "product_id"), "quantity")
+        for chunk_balances, chunk_units in zip(balances, units, strict=True):
+            for customer, _unit_type in chunk_units:
+                chunk_balances.setdefault((customer,), Decimal(0))
 
         def table_copy(table: str, where: str = "", replace: dict[str, str] | None = None, args=None) -> str:
             name = f"bench_ceiling_{table}"
@@ -945,9 +942,9 @@ def reconcile_write_ceiling(batch_ids: list[str], *, since: datetime, chunk_size
     # Seconds by step over all chunks: where the ceiling's time goes.
     steps: dict[str, float] = {}
 
-    def step(name: str, since: float) -> float:
+    def step(name: str, started: float) -> float:
         now = time.perf_counter()
-        steps[name] = steps.get(name, 0.0) + now - since
+        steps[name] = steps.get(name, 0.0) + now - started
         return now
 
     try:
@@ -976,7 +973,7 @@ def reconcile_write_ceiling(batch_ids: list[str], *, since: datetime, chunk_size
                     cur.execute(
                         f"UPDATE {customer_table} t SET balance = t.balance + v.delta, change_seq = %s"
                         " FROM unnest(%s::bigint[], %s::numeric[]) AS v(id, delta) WHERE t.id = v.id",
-                        [seq, list(balances[chunk]), list(balances[chunk].values())],
+                        [seq, [k[0] for k in balances[chunk]], list(balances[chunk].values())],
                     )
                 mark = step("billing_customer", mark)
                 if stock[chunk]:
