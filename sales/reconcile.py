@@ -96,8 +96,9 @@ def sales_reconcile(
 def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     """Apply every effect of a batch of locked, unreconciled sales and mark them reconciled.
 
-    Must run inside the transaction holding the sales' locks. Takes the node locks, then
-    the customer locks (pk order, :mod:`sales.reconcile_locks`), and last the invoice
+    Must run inside the transaction holding the sales' locks. Reads the chunk's lines and
+    payments and writes its comandas first, then takes the node locks, the customer locks
+    (pk order, :mod:`sales.reconcile_locks`), the node-stock rows, and last the invoice
     resolutions of the offline sales numbered here (``FOR UPDATE``, pk order, inside
     :func:`~billing.invoicing.invoices_reconciled_assign`; online sales take the same row
     last too, so there is no cycle). Side effects: sale stock movements and node stock,
@@ -133,8 +134,10 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     }
     if not sales:
         return
-    nodes_lock(node_ids=[s["node_id"] for s in sales.values()])
-
+    # First what reads only the chunk's own rows, under no lock but the sales' own: they
+    # are held by this transaction, and their lines and payments never change. The node
+    # locks serialize the rest per node, so whatever runs before them (a tenth of a chunk)
+    # overlaps with the locked part of another worker's chunk.
     lines = list(
         # By the line's own columns: the model's default order joins and sorts by the sale.
         SaleLine.objects.filter(sale_id__any=list(sales))
@@ -163,16 +166,10 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         for pk, sale_id, quantity, _price, product_id, _sku, _name, tracks, _prep in lines
         if tracks
     ]
-    sale_stock_movements_append(lines=tracked)
     pairs_since: dict[tuple[int, int], datetime] = {}
     for line in tracked:
         pair = (line.node_id, line.product_id)
         pairs_since[pair] = min(pairs_since.get(pair, line.occurred_at), line.occurred_at)
-    negative_stock = negative_stock_recompute(pairs_since=pairs_since, reconciling=sales.keys())
-
-    customer_ids = {s["customer_id"] for s in sales.values() if s["customer_id"] is not None}
-    customers = customers_lock(customer_ids=customer_ids)
-    institution_of = {pk: customer.institution_id for pk, customer in customers.items()}
     paygo: list[SalePaymentEffect] = []
     units: list[SalePaymentEffect] = []
     for pk, sale_id, method, amount, unit_type in (
@@ -193,21 +190,11 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             unit_type=unit_type,
         )
         (paygo if method == PaymentMethod.PAYGO else units).append(effect)
-    # Units first: the customers whose units change are bumped in the balance feed with
-    # the balances, one sequence and one row version for both.
-    units_changed: set[int] = set()
-    sale_unit_movements_append(payments=units, institution_of=institution_of, changed=units_changed)
-    sale_balance_movements_append(payments=paygo, institution_of=institution_of, also_changed=units_changed)
     customers_since: dict[int, datetime] = {}
     for payment in paygo:
         customers_since[payment.customer_id] = min(
             customers_since.get(payment.customer_id, payment.occurred_at), payment.occurred_at
         )
-    overdraft = overdraft_recompute(
-        customers_since=customers_since,
-        reconciling=sales.keys(),
-        limits={pk: customer.overdraft_limit for pk, customer in customers.items()},
-    )
     # Each customer's day from its earliest sale in the chunk (time order) on.
     customer_days: dict[tuple[int, date], tuple[datetime, int, int]] = {}
     for s in sales.values():
@@ -219,21 +206,13 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     # The chunk's own sales are summed from the lines read above; the recomputation sums
     # only the lines of the reconciled sales after them that day, which it judges again.
     amounts: dict[UUID, Decimal] = {}
-    for _pk, sale_id, quantity, unit_price, *_ in lines:
+    items: dict[UUID, list[tuple[str, str, object]]] = defaultdict(list)
+    for _pk, sale_id, quantity, unit_price, _product, sku, name, _tracks, prep in lines:
         if sales[sale_id]["customer_id"] is not None:
             sale_amounts_add(amounts, sale_id, quantity, unit_price)
-    daily_max = daily_max_recompute(
-        customer_days=customer_days,
-        amounts=amounts,
-        reconciling=sales.keys(),
-        maximums={pk: customer.daily_max for pk, customer in customers.items()},
-    )
-    sale_flags_apply(evaluations=[negative_stock, overdraft, daily_max])
-
-    items: dict[UUID, list[tuple[str, str, object]]] = defaultdict(list)
-    for _pk, sale_id, quantity, _price, _product, sku, name, _tracks, prep in lines:
         if prep:
             items[sale_id].append((sku, name, quantity))
+    # A comanda depends on its sale alone (one per sale, ON CONFLICT DO NOTHING): no lock.
     comandas_create(
         sales=[
             ComandaSale(
@@ -250,7 +229,6 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     terminal_seqs: dict[int, list[int]] = defaultdict(list)
     for s in sales.values():
         terminal_seqs[s["terminal_id"]].append(s["seq"])
-    sequence_gaps_recompute(terminal_seqs=terminal_seqs)
     deferred = [
         (
             pk,
@@ -269,6 +247,32 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
             numbering_level=s["node__invoice_numbering_level"],
         )
     ]
+
+    nodes_lock(node_ids=[s["node_id"] for s in sales.values()])
+    # The customers before the node-stock rows the stock movements increment: the order an
+    # online sale takes them in (sales.locks), so the two never wait on each other in a cycle.
+    customers = customers_lock(customer_ids=[s["customer_id"] for s in sales.values() if s["customer_id"] is not None])
+    institution_of = {pk: customer.institution_id for pk, customer in customers.items()}
+    sale_stock_movements_append(lines=tracked)
+    negative_stock = negative_stock_recompute(pairs_since=pairs_since, reconciling=sales.keys())
+    # Units first: the customers whose units change are bumped in the balance feed with
+    # the balances, one sequence and one row version for both.
+    units_changed: set[int] = set()
+    sale_unit_movements_append(payments=units, institution_of=institution_of, changed=units_changed)
+    sale_balance_movements_append(payments=paygo, institution_of=institution_of, also_changed=units_changed)
+    overdraft = overdraft_recompute(
+        customers_since=customers_since,
+        reconciling=sales.keys(),
+        limits={pk: customer.overdraft_limit for pk, customer in customers.items()},
+    )
+    daily_max = daily_max_recompute(
+        customer_days=customer_days,
+        amounts=amounts,
+        reconciling=sales.keys(),
+        maximums={pk: customer.daily_max for pk, customer in customers.items()},
+    )
+    sale_flags_apply(evaluations=[negative_stock, overdraft, daily_max])
+    sequence_gaps_recompute(terminal_seqs=terminal_seqs)
     now = timezone.now()
     # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
     # Those numbered get reconciled_at with their number, in the same row write.

@@ -9,7 +9,10 @@ Order of acquisition within one reconcile transaction (never the other way round
 2. the nodes of those sales (serializes stock, negative-stock and sequence-gap
    recomputation per node);
 3. the customers of those sales (serializes balance, overdraft and daily-total
-   recomputation per customer, across nodes).
+   recomputation per customer, across nodes);
+4. the node-stock rows the chunk's stock movements increment. An online sale locks its
+   customer and then these rows (:mod:`sales.locks`): a chunk that took the stock rows
+   first and then waited for that customer closed a cycle with it.
 
 Nodes and customers are locked ``FOR NO KEY UPDATE``, like the sales: it excludes every
 other reconcile and every writer of those rows, but not the ``FOR KEY SHARE`` that

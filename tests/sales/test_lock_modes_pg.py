@@ -9,15 +9,21 @@ customer) deadlocked while reconcile locked nodes with a plain ``FOR UPDATE``.
 from __future__ import annotations
 
 import threading
+import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
 from django.db.utils import OperationalError
+from django.utils import timezone
 
 from billing.models import Customer
+from inventory.models import Product
 from nodes.models import Node
 from sales.locks import sale_rows_lock
+from sales.reconcile import sales_reconcile
 from sales.reconcile_locks import customers_lock, nodes_lock
+from tests.sales.stored_sales import SaleSpec, stored_sale_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -103,3 +109,74 @@ def test_the_locks_still_serialize_each_other(demo):
     finally:
         release.set()
         thread.join(timeout=15)
+
+
+def _lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_reconcile_and_an_online_sale_take_customer_and_stock_rows_in_one_order(demo):
+    """An online sale locks its customer, then the node-stock rows of what it sells
+    (``sales.locks``). A chunk reconciling an offline sale of that customer and product
+    that waits for the customer must not already hold those stock rows: the online sale
+    would then wait on the chunk while the chunk waits on it, and PostgreSQL would abort
+    one of them as a deadlock."""
+    node = Node.objects.get(code="N1")
+    customer = Customer.objects.get(institution=node.institution, code="C-000123")
+    empanada = Product.objects.get(institution=node.institution, sku="SKU-EMPANADA")
+    offline = stored_sale_create(
+        SaleSpec(
+            terminal="N1-CAJA-01",
+            occurred_at=timezone.now() - timedelta(minutes=5),
+            customer="C-000123",
+            lines=(("SKU-EMPANADA", 1),),
+            payments=(("paygo", "3500.00"),),
+        )
+    )
+    customer_held, go = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def online_sale() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '10s'")
+                sale_rows_lock(customer_id=customer.pk, node_id=node.pk, product_ids=[])
+                customer_held.set()
+                go.wait(timeout=10)
+                sale_rows_lock(customer_id=None, node_id=node.pk, product_ids=[empanada.pk])
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            customer_held.set()
+            connections.close_all()
+
+    def reconcile() -> None:
+        try:
+            sales_reconcile(sale_ids=[offline.pk])
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    online = threading.Thread(target=online_sale)
+    online.start()
+    assert customer_held.wait(timeout=10)
+    chunk = threading.Thread(target=reconcile)
+    chunk.start()
+    try:
+        deadline = time.monotonic() + 10
+        while _lock_waiters() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _lock_waiters() == 1, "the chunk waits for the customer the online sale holds"
+    finally:
+        go.set()
+        online.join(timeout=30)
+        chunk.join(timeout=30)
+    assert not failures, failures
+    offline.refresh_from_db()
+    assert offline.reconciled_at is not None
