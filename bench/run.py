@@ -48,6 +48,9 @@ sys.path.insert(0, str(ROOT))
 
 PG_PORT = 55532
 REDIS_PORT = 56479
+# Reconcile worker processes run at once beside the one-process figure: the deployment's
+# Celery worker concurrency (Procfile, CELERY_CONCURRENCY, 2 by default).
+RECONCILE_PROCESSES = 2
 BOGOTA = ZoneInfo("America/Bogota")
 
 # A production-like configuration for this machine (2 cores, ~23 GB RAM, virtual disk):
@@ -670,8 +673,20 @@ def ingest_then_reconcile(
         if baselines is not None:
             baseline_runs.append(baselines(one))
         if reconcile:
-            rec = reconcile_all()
-            log(f"{label} reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s")
+            # The older half of the backlog by one process, the rest right after by the
+            # deployment's worker processes: the two rates side by side.
+            from sales.models import Sale
+            from sales.reconcile import RECONCILE_CHUNK_SIZE
+
+            pending = Sale.objects.filter(reconciled_at__isnull=True).count()
+            rec = reconcile_all(max_sales=pending // 2 // RECONCILE_CHUNK_SIZE * RECONCILE_CHUNK_SIZE)
+            rec["processes"] = reconcile_processes(RECONCILE_PROCESSES)
+            rec["processes_vs_one"] = rec["processes"]["sales_per_s"] / rec["sales_per_s"]
+            log(
+                f"{label} reconcile rep {rep + 1}: {rec['sales']} sales, {rec['sales_per_s']:.0f} sales/s in one "
+                f"process; {rec['processes']['sales']} more with {RECONCILE_PROCESSES} processes: "
+                f"{rec['processes']['sales_per_s']:.0f} sales/s ({rec['processes_vs_one']:.2f}×)"
+            )
             if baselines is not None:
                 ceiling = reconcile_write_ceiling(one["_batch_ids"], since=rec["started_at"])
                 rec["write_ceiling"] = ceiling
@@ -732,21 +747,25 @@ def baselines_summary(runs: list[dict]) -> tuple[dict, dict, dict]:
     return copy, naive, ratios
 
 
-def reconcile_all() -> dict:
+def reconcile_all(*, max_sales: int | None = None) -> dict:
+    """Reconcile the unreconciled sales in this process (all of them, or the oldest
+    ``max_sales`` by time of sale, a whole number of chunks), as one worker process does."""
     from paygo.collector import collector_tune
     from sales.models import Sale
-    from sales.reconcile import sales_reconcile
+    from sales.reconcile import RECONCILE_CHUNK_SIZE, sales_reconcile
 
     # Reconcile runs here, in-process, with the collector set as a worker process sets it.
     collector_tune()
     pending = Sale.objects.filter(reconciled_at__isnull=True).count()
+    chunks = 10**6 if max_sales is None else max_sales // RECONCILE_CHUNK_SIZE
+    expected = pending if max_sales is None else min(pending, chunks * RECONCILE_CHUNK_SIZE)
     started_at = datetime.now(UTC)
     cpu0 = cpu_seconds(SERVER_ROOTS[1:]) + time.process_time()
     t0 = time.perf_counter()
-    done = sales_reconcile(sale_ids=None, max_chunks=10**6)
+    done = sales_reconcile(sale_ids=None, max_chunks=chunks)
     seconds = time.perf_counter() - t0
     cpu = cpu_seconds(SERVER_ROOTS[1:]) + time.process_time() - cpu0
-    assert done == pending, (done, pending)
+    assert done == expected, (done, expected)
     return {
         "sales": done,
         "seconds": seconds,
@@ -755,6 +774,55 @@ def reconcile_all() -> dict:
         "sales_per_cpu_s": done / cpu if cpu else None,
         "load_average": load_average(),
         "started_at": started_at,
+    }
+
+
+def reconcile_processes(processes: int) -> dict:
+    """Reconcile every unreconciled sale with ``processes`` worker processes at once, as
+    the deployment's Celery worker does (``--concurrency``, 2 by default): each runs
+    :func:`sales_reconcile` until nothing is left, taking the next chunk in time of sale
+    that no other holds (``SKIP LOCKED``). Forked from this process, with its own
+    database connection; the CPU counted is theirs and PostgreSQL's."""
+    from django.db import connections
+
+    from sales.models import Sale
+
+    pending = Sale.objects.filter(reconciled_at__isnull=True).count()
+    connections.close_all()  # each child opens its own
+    cpu0 = cpu_seconds(SERVER_ROOTS[1:])
+    t0 = time.perf_counter()
+    pids = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:  # the child: reconcile, and leave without running the parent's exit handlers
+            status = 1
+            try:
+                from paygo.collector import collector_tune
+                from sales.reconcile import sales_reconcile
+
+                collector_tune()
+                sales_reconcile(sale_ids=None, max_chunks=10**6)
+                status = 0
+            finally:
+                os._exit(status)
+        pids.append(pid)
+    child_cpu, failed = 0.0, 0
+    for pid in pids:
+        _, status, usage = os.wait4(pid, 0)
+        child_cpu += usage.ru_utime + usage.ru_stime
+        failed += status != 0
+    seconds = time.perf_counter() - t0
+    cpu = cpu_seconds(SERVER_ROOTS[1:]) - cpu0 + child_cpu
+    left = Sale.objects.filter(reconciled_at__isnull=True).count()
+    assert not failed, f"{failed} reconcile processes failed"
+    assert not left, f"{left} sales left unreconciled"
+    return {
+        "processes": processes,
+        "sales": pending,
+        "seconds": seconds,
+        "sales_per_s": pending / seconds,
+        "cpu_s": cpu,
+        "sales_per_cpu_s": pending / cpu if cpu else None,
     }
 
 
@@ -1566,6 +1634,11 @@ def main() -> None:
             "sales_per_s": median([r["sales_per_s"] for r in reconcile_runs]),
             "sales_per_cpu_s": median([r["sales_per_cpu_s"] or 0 for r in reconcile_runs]),
         }
+        parallel = [r for r in reconcile_runs if "processes" in r]
+        if parallel:
+            results["reconcile"]["processes"] = RECONCILE_PROCESSES
+            results["reconcile"]["processes_sales_per_s"] = median([r["processes"]["sales_per_s"] for r in parallel])
+            results["reconcile"]["processes_vs_one_median"] = median([r["processes_vs_one"] for r in parallel])
         ceilings = [r["write_ceiling"] for r in reconcile_runs if "write_ceiling" in r]
         if ceilings:
             # Median of the per-repetition ratios, each against the ceiling run beside it.
@@ -1665,7 +1738,7 @@ def targets(r: dict) -> list[dict]:
 
 
 def print_table(r: dict) -> None:
-    ingest, hist = r["ingest_empty"], r["ingest_history"]
+    ingest, hist, rec = r["ingest_empty"], r["ingest_history"], r["reconcile"]
     copy, naive = r["copy_baseline"], r["naive_baseline"]
     print()
     print(f"{'measurement':<44} {'value':>14}")
@@ -1692,6 +1765,10 @@ def print_table(r: dict) -> None:
         ("reconcile sales/s", f"{r['reconcile']['sales_per_s']:.0f}"),
         (f"reconcile sales/s ({hist['stored_sales_before']:,} stored)", f"{r['reconcile_history']['sales_per_s']:.0f}"),
         ("reconcile sales per CPU-second", f"{r['reconcile']['sales_per_cpu_s']:.0f}"),
+        (
+            f"reconcile sales/s, {rec.get('processes', '?')} processes (÷ one process)",
+            f"{rec.get('processes_sales_per_s', 0):.0f} ({rec.get('processes_vs_one_median', 0):.2f})",
+        ),
         (
             "reconcile write ceiling sales/s (reconcile ÷ it)",
             f"{r['reconcile']['write_ceiling_sales_per_s']:.0f} ({r['reconcile']['vs_write_ceiling_median']:.2f})",
