@@ -136,8 +136,8 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
         return
     # First what reads only the chunk's own rows, under no lock but the sales' own: they
     # are held by this transaction, and their lines and payments never change. The node
-    # locks serialize the rest per node, so whatever runs before them (a tenth of a chunk)
-    # overlaps with the locked part of another worker's chunk.
+    # locks serialize the rest per node, so whatever runs before them overlaps with the
+    # locked part of another worker's chunk.
     lines = list(
         # By the line's own columns: the model's default order joins and sorts by the sale.
         SaleLine.objects.filter(sale_id__any=list(sales))

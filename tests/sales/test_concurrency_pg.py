@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from billing.models import Customer, InvoiceResolution
 from sales.models import Sale, SaleLine
 from tests.sales.payloads import BATCHES_URL, ONLINE_URL, batch, cash_sale, sale
+from tests.sales.pg_locks import lock_waiters_wait
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -151,14 +152,6 @@ def _move(model: str, code: str, target: str):
         connection.close()
 
 
-def _lock_waiters() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
 @pytest.mark.parametrize(
     ("model", "code", "target", "refusal"),
     [
@@ -179,8 +172,6 @@ def _lock_waiters() -> int:
 def test_a_move_while_the_first_batch_is_in_flight_waits_for_it_and_is_refused(
     demo, monkeypatch, model, code, target, refusal
 ):
-    import time
-
     from sales import ingest
 
     # Given an AP with no sales (on a node with none) whose first batch is inside its transaction
@@ -212,10 +203,7 @@ def test_a_move_while_the_first_batch_is_in_flight_waits_for_it_and_is_refused(
     # When staff move the AP to another node, or its node to another institution, meanwhile
     mover = threading.Thread(target=lambda: outcome.update(move=_move(model, code, target)))
     mover.start()
-    deadline = time.monotonic() + 30
-    while _lock_waiters() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    waited = _lock_waiters()
+    waited = lock_waiters_wait(timeout=30)
     proceed.set()
     uploader.join(timeout=60)
     mover.join(timeout=60)

@@ -9,7 +9,6 @@ customer) deadlocked while reconcile locked nodes with a plain ``FOR UPDATE``.
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -23,6 +22,7 @@ from nodes.models import Node
 from sales.locks import sale_rows_lock
 from sales.reconcile import sales_reconcile
 from sales.reconcile_locks import customers_lock, nodes_lock
+from tests.sales.pg_locks import lock_waiters_wait
 from tests.sales.stored_sales import SaleSpec, stored_sale_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -111,14 +111,6 @@ def test_the_locks_still_serialize_each_other(demo):
         thread.join(timeout=15)
 
 
-def _lock_waiters() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
 def test_reconcile_and_an_online_sale_take_customer_and_stock_rows_in_one_order(demo):
     """An online sale locks its customer, then the node-stock rows of what it sells
     (``sales.locks``). A chunk reconciling an offline sale of that customer and product
@@ -169,10 +161,7 @@ def test_reconcile_and_an_online_sale_take_customer_and_stock_rows_in_one_order(
     chunk = threading.Thread(target=reconcile)
     chunk.start()
     try:
-        deadline = time.monotonic() + 10
-        while _lock_waiters() == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _lock_waiters() == 1, "the chunk waits for the customer the online sale holds"
+        assert lock_waiters_wait() == 1, "the chunk waits for the customer the online sale holds"
     finally:
         go.set()
         online.join(timeout=30)
