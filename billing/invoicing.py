@@ -377,28 +377,31 @@ def invoices_deferred_assign(*, sale_ids: Iterable[UUID | str]) -> int:
         candidates = _deferred_sales(ids)
         if not candidates:
             return 0
-        return _owners_number(owners={sale.owner for sale in candidates}, sale_ids=[s.pk for s in candidates])
+        return len(_owners_number(owners={sale.owner for sale in candidates}, sale_ids=[s.pk for s in candidates]))
 
 
-def invoices_reconciled_assign(*, sales: Iterable[tuple], reconciled_at: datetime) -> int:
+def invoices_reconciled_assign(*, sales: Iterable[tuple], reconciled_at: datetime) -> set[UUID]:
     """:func:`invoices_deferred_assign` for a reconcile chunk, with what it already read.
 
     ``sales``: ``(pk, occurred_at, terminal_id, seq, business_date, institution_id,
     node_id, node's numbering level)`` of sales that :func:`invoice_deferred` says wait
     for a number. The caller holds their row locks and they are unreconciled, so no other
     run can number them (the pending run takes only reconciled sales): they are not read
-    again. ``reconciled_at`` is written on the numbered ones in the same statement as
-    their numbers (on PostgreSQL), so the chunk writes each of those sales once; the
-    caller marks the rest. Same numbering, locks and warnings otherwise.
+    again. ``reconciled_at`` is written on the numbered ones with their numbers (in the
+    same statement on PostgreSQL), so the chunk writes each of those sales once; returns
+    the pks of the sales numbered, and the caller marks the rest. Same numbering, locks
+    and warnings otherwise.
     """
     candidates = [_deferred_sale(*row) for row in sales]
     if not candidates:
-        return 0
-    return _owners_number(
-        owners={sale.owner for sale in candidates},
-        sale_ids=[s.pk for s in candidates],
-        reconciled_at=reconciled_at,
-        read=candidates,
+        return set()
+    return set(
+        _owners_number(
+            owners={sale.owner for sale in candidates},
+            sale_ids=[s.pk for s in candidates],
+            reconciled_at=reconciled_at,
+            read=candidates,
+        )
     )
 
 
@@ -423,7 +426,7 @@ def invoices_pending_assign() -> int:
     numbered = 0
     for owner in sorted(owners, key=lambda o: (o.institution_id, o.node_id or 0, o.level)):
         with transaction.atomic():
-            numbered += _owners_number(owners={owner}, sale_ids=[])
+            numbered += len(_owners_number(owners={owner}, sale_ids=[]))
     return numbered
 
 
@@ -433,11 +436,13 @@ def _owners_number(
     sale_ids: list[UUID],
     reconciled_at: datetime | None = None,
     read: list[_DeferredSale] | None = None,
-) -> int:
+) -> list[UUID]:
     """Number ``sale_ids`` and the owners' pending backlog. Call inside a transaction.
+    Returns the pks of the sales numbered.
 
     ``read``: ``sale_ids`` as already read by a caller that holds their row locks (they
-    cannot change under us); otherwise they are read after the resolution locks."""
+    cannot change under us); otherwise they are read after the resolution locks.
+    ``reconciled_at``: written on the numbered sales that have none yet."""
     owner_q = Q()
     for owner in owners:
         owner_q |= owner.q()
@@ -507,15 +512,16 @@ def _owners_number(
                 "count": count,
             },
         )
-    return len(numbered)
+    return [sale.pk for sale, _, _ in numbered]
 
 
 def _sale_invoices_write(
     numbered: list[tuple[_DeferredSale, InvoiceResolution, int]], *, reconciled_at: datetime | None = None
 ) -> None:
-    """Write resolution, prefix, number and ``invoice_source = "server"`` on the sales:
-    one ``UPDATE … FROM unnest`` per resolution on PostgreSQL (with ``reconciled_at`` where
-    still empty, when given), ``bulk_update`` elsewhere."""
+    """Write resolution, prefix, number and ``invoice_source = "server"`` on the sales, and
+    ``reconciled_at`` where still empty when given: one ``UPDATE … FROM unnest`` per
+    resolution on PostgreSQL, ``bulk_update`` (and an ``UPDATE`` for ``reconciled_at``)
+    elsewhere."""
     if connection.vendor != "postgresql":
         sales = []
         for sale, resolution, number in numbered:
@@ -529,6 +535,10 @@ def _sale_invoices_write(
                 )
             )
         Sale.objects.bulk_update(sales, ["invoice_resolution", "invoice_prefix", "invoice_number", "invoice_source"])
+        if reconciled_at is not None:
+            Sale.objects.filter(pk__in=[sale.pk for sale in sales], reconciled_at__isnull=True).update(
+                reconciled_at=reconciled_at
+            )
         return
     by_resolution: dict[int, tuple[InvoiceResolution, list[UUID], list[int]]] = {}
     for sale, resolution, number in numbered:

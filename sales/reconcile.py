@@ -26,6 +26,8 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import DateTimeField, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.invoicing import invoice_deferred, invoices_reconciled_assign
@@ -276,8 +278,15 @@ def sales_chunk_reconcile(*, sale_ids: list[UUID]) -> None:
     now = timezone.now()
     # Sales the owner's range cannot number yet stay unnumbered (logged as a warning).
     # Those numbered get reconciled_at with their number, in the same row write.
-    invoices_reconciled_assign(sales=deferred, reconciled_at=now)
-    Sale.objects.filter(pk__any=list(sales), reconciled_at__isnull=True).update(reconciled_at=now)
+    numbered = invoices_reconciled_assign(sales=deferred, reconciled_at=now)
+    rest = [pk for pk in sales if pk not in numbered]
+    if rest:
+        # By primary key alone, keeping a reconciled_at already set: with "reconciled_at
+        # IS NULL" in the WHERE, the planner may read the whole backlog from the partial
+        # index sale_unreconciled_time instead of probing these ids.
+        Sale.objects.filter(pk__any=rest).update(
+            reconciled_at=Coalesce("reconciled_at", Value(now, output_field=DateTimeField()))
+        )
 
 
 def unreconciled_sale_ids(*, older_than: datetime, limit: int) -> list[UUID]:
