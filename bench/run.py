@@ -930,12 +930,12 @@ CEILING_SALE_BEFORE = {
 }
 
 
-def reconcile_write_ceiling(batch_ids: list[str], *, since: datetime, chunk_size: int = 500) -> dict:
+def reconcile_write_ceiling(batch_ids: list[str], *, since: datetime) -> dict:
     """The ceiling of reconciliation in this write model, over the sales of one ingest
     repetition just reconciled: what their reconcile wrote, written again into scratch
     copies of its tables (``LIKE … INCLUDING ALL``: same columns, generated columns, checks
-    and indexes; no foreign keys), ``chunk_size`` sales at a time in time of sale, one
-    transaction per chunk as reconcile commits. Appended rows (stock, balance and unit
+    and indexes; no foreign keys), ``RECONCILE_CHUNK_SIZE`` sales at a time in time of
+    sale, one transaction per chunk as reconcile commits. Appended rows (stock, balance and unit
     movements, flags, comandas) go by COPY; changed rows by one ``UPDATE … FROM unnest``
     per table: the sales (``reconciled_at``, deferred invoice numbers), their customers
     (balance plus one feed sequence per chunk), node stock and unit balances. Nothing is
@@ -943,6 +943,8 @@ def reconcile_write_ceiling(batch_ids: list[str], *, since: datetime, chunk_size
     implementation writing these rows can beat on this machine, as COPY is for ingest."""
     from django.db import connection
     from psycopg.types.string import TextLoader
+
+    from sales.reconcile import RECONCILE_CHUNK_SIZE
 
     connection.ensure_connection()
     pg = connection.connection
@@ -956,8 +958,8 @@ def reconcile_write_ceiling(batch_ids: list[str], *, since: datetime, chunk_size
             [[uuid.UUID(b) for b in batch_ids]],
         )
         sale_ids = [row[0] for row in cur.fetchall()]
-        chunk_of = {sale_id: i // chunk_size for i, sale_id in enumerate(sale_ids)}
-        chunks = (len(sale_ids) + chunk_size - 1) // chunk_size
+        chunk_of = {sale_id: i // RECONCILE_CHUNK_SIZE for i, sale_id in enumerate(sale_ids)}
+        chunks = (len(sale_ids) + RECONCILE_CHUNK_SIZE - 1) // RECONCILE_CHUNK_SIZE
         params = {"ids": sale_ids, "since": since}
         appended: dict[str, tuple[list[str], list[list[tuple]]]] = {}
         for table, sql in CEILING_APPENDED.items():

@@ -45,7 +45,7 @@ def sales_reconcile(sale_ids: list[str] | None = None) -> int:
     Side effects: ledger movements, materialized stock and balances, flags, comandas,
     sequence gaps, ``reconciled_at``.
     """
-    # At most 20 chunks (10 000 sales, well inside the soft time limit); the sweep
+    # At most 20 chunks (20,000 sales, well inside the soft time limit); the sweep
     # enqueues whatever an "all unreconciled" run leaves. A chunk of a few ids is filled up
     # with other waiting sales (``fill``): many small uploads share one chunk's cost.
     return reconcile_service.sales_reconcile(sale_ids=sale_ids, max_chunks=20, fill=True)

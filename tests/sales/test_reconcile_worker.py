@@ -155,7 +155,7 @@ def test_a_real_worker_reconciles_what_is_enqueued(demo, publisher, broker_url, 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_batch_leaves_effects_exactly_once(demo, publisher, broker_url, tmp_path):
-    count = 2500  # five chunks of 500: the kill lands between commits
+    count = 4000  # four chunks: the kill lands between commits
     stored_sales_create(_specs(count))
     first = Worker(broker_url, tmp_path / "worker-1.log")
     try:
