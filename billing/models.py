@@ -108,9 +108,16 @@ class BalanceMovement(AppendOnlyModel):
 
     # Every index here is written by each paygo payment reconciled. ``customer`` has none
     # of its own (``balmove_customer_time`` leads with it), and ``created_by`` only a
-    # partial one: sale movements have no author.
+    # partial one: sale movements have no author. Customer and payment are checked by the
+    # database once per statement instead of once per row (paygo.statement_keys, migration
+    # 0007; PostgreSQL).
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="balance_movements", verbose_name="cliente", db_index=False
+        Customer,
+        on_delete=models.PROTECT,
+        related_name="balance_movements",
+        verbose_name="cliente",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField("tipo", max_length=16, choices=BalanceMovementKind.choices)
     amount = models.DecimalField("valor", help_text="Positivo abona, negativo descuenta.", **MONEY)
@@ -123,6 +130,7 @@ class BalanceMovement(AppendOnlyModel):
         blank=True,
         related_name="balance_movement",
         verbose_name="pago",
+        db_constraint=False,
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -200,9 +208,15 @@ class UnitMovement(AppendOnlyModel):
     """One change of a customer's consumable units. Append-only."""
 
     # As for balance movements: ``unitmove_customer_time`` leads with ``customer``, and
-    # ``created_by`` is indexed only where set.
+    # ``created_by`` is indexed only where set; customer and payment are checked once per
+    # statement.
     customer = models.ForeignKey(
-        Customer, on_delete=models.PROTECT, related_name="unit_movements", verbose_name="cliente", db_index=False
+        Customer,
+        on_delete=models.PROTECT,
+        related_name="unit_movements",
+        verbose_name="cliente",
+        db_index=False,
+        db_constraint=False,
     )
     unit_type = models.CharField("tipo de unidad", max_length=32)
     kind = models.CharField("tipo", max_length=16, choices=UnitMovementKind.choices)
@@ -216,6 +230,7 @@ class UnitMovement(AppendOnlyModel):
         blank=True,
         related_name="unit_movement",
         verbose_name="pago",
+        db_constraint=False,
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
