@@ -4,24 +4,26 @@ A PostgreSQL foreign key checks every inserted row on its own: one ``SELECT 1 FR
 WHERE id = $1 FOR KEY SHARE`` per row, queued and run at commit. A batch of 500 sales
 inserts about 1,500 lines and 600 payments, and their checks of the sale and the product
 took as long as the inserts themselves (``bench/README.md``). A *statement key* enforces
-the same reference with triggers that see a statement's rows at once (transition tables):
+the same reference (single-column or composite) with triggers that see a statement's rows
+at once (transition tables):
 
-- after an ``INSERT`` or ``UPDATE`` of the child, the parent rows its new rows reference
-  are locked ``FOR KEY SHARE`` in one statement, as a foreign key's check locks each one
-  (so they cannot be deleted or change key until this transaction ends), and a reference
-  to a row that does not exist raises ``foreign_key_violation`` (Django: ``IntegrityError``);
+- after an ``INSERT`` of child rows, the parent rows they reference are locked ``FOR KEY
+  SHARE`` in one statement, as a foreign key's check locks each one (so they cannot be
+  deleted or change key until this transaction ends), and a reference to a row that does
+  not exist raises ``foreign_key_violation`` (Django: ``IntegrityError``);
 - after a ``DELETE`` of parent rows, any child row still referencing a key that no longer
   exists raises the same error; so does changing a child's reference to a missing row, or
-  a referenced parent's key (row by row: this project never does either).
+  a referenced parent's key (checked row by row: this project never does either).
 
 Differences from a foreign key, each accepted where one is used:
 
 - The check runs at the end of each statement (as ``NOT DEFERRABLE``), not at commit as
   Django's deferred keys: a child row must be inserted after its parent, and a parent
   deleted after its children (Django's deletion collector deletes in that order).
-- It relies on READ COMMITTED, Django's default isolation: the delete side reads the child
-  table with the snapshot of its own statement, which in READ COMMITTED sees a child
-  committed by a transaction whose lock the delete waited for; REPEATABLE READ would not.
+- It relies on READ COMMITTED, Django's default isolation: a delete that waited for the
+  lock of a transaction inserting children finds them with the trigger's own query, which
+  in READ COMMITTED takes a new snapshot and sees them committed; under REPEATABLE READ
+  it would not.
 - ``TRUNCATE`` of the parent alone is not refused.
 
 :func:`statement_keys_replace` is the migration operation that puts them in place of
