@@ -12,8 +12,9 @@ import pytest
 from django.db import IntegrityError, connection, connections, transaction
 
 from inventory.models import Product
+from nodes.models import Node
 from paygo.bulk_insert import columns_insert
-from sales.models import SaleLine
+from sales.models import Sale, SaleLine
 from tests.sales.pg_locks import lock_waiters_wait
 from tests.sales.stored_sales import SaleSpec, stored_sale_create
 
@@ -88,6 +89,19 @@ def test_rows_referencing_a_missing_sale_or_product_are_refused_with_their_state
         _lines_insert(_line(sale.pk, water.pk, 12), _line(sale.pk, 10**9, 13))
     # The whole statement is refused, not only the bad row.
     assert set(SaleLine.objects.filter(sale=sale).values_list("position", flat=True)) == positions | {10, 11}
+
+
+@pytest.mark.django_db
+def test_a_sale_inserted_with_a_terminal_of_another_node_is_refused(sale):
+    # The composite key (terminal, node) -> terminal (id, node), checked per statement.
+    values = Sale.objects.filter(pk=sale.pk).values()[0]
+    values.update(id=uuid.uuid4(), seq=values["seq"] + 1000)
+    with pytest.raises(IntegrityError, match="sale_terminal_node_fk"), transaction.atomic():
+        columns_insert(
+            Sale, {name: [value] for name, value in {**values, "node_id": Node.objects.get(code="N2").pk}.items()}
+        )
+    columns_insert(Sale, {name: [value] for name, value in values.items()})  # its own node is fine
+    assert Sale.objects.filter(pk=values["id"]).exists()
 
 
 @pytest.mark.django_db
