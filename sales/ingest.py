@@ -1140,7 +1140,7 @@ def _quarantine(
 def _terminal_hold(terminal: Terminal, now: datetime, *, upload: bool) -> None:
     """The transaction's first write: the terminal's ``last_seen_at`` (and
     ``last_upload_at``), which locks its row, and its node's row locked ``FOR KEY SHARE``
-    (what the sales' foreign keys take at commit, taken now), both until commit.
+    (what the sales' keys take when they are inserted, taken first), both until commit.
 
     So the node and institution the sales are stored under cannot change under them: an
     admin moving the AP to another node, or its node to another institution, waits for

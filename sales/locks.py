@@ -40,7 +40,7 @@ def sale_rows_lock(*, customer_id: int | None, node_id: int, product_ids: Iterab
     if customer_id is not None:
         # NO KEY UPDATE: still excludes every other writer of the customer (balance UPDATEs
         # take the same lock), but not the FOR KEY SHARE that inserting a row referencing
-        # the customer takes — at COMMIT on PostgreSQL, where the foreign keys are deferred.
+        # the customer takes (a sale, a movement: paygo.statement_keys), whenever it is taken.
         # A plain FOR UPDATE made a batch committing sales of this customer wait on us
         # while holding its terminal row, which we update next: a deadlock. The explicit
         # order keeps Customer's default ordering from joining (and locking) the institution.

@@ -54,7 +54,8 @@ class Sale(models.Model):
     # sale_invoice_number_unique, since a sale has a resolution exactly when it has a number.
     #
     # Institution, node and terminal are checked by the database through two composite
-    # foreign keys instead of one per column (migration sales 0005, PostgreSQL):
+    # keys instead of one per column (migration sales 0005, PostgreSQL; statement keys of
+    # the same names since 0009, paygo.statement_keys):
     #   (terminal_id, node_id)     -> nodes_terminal (id, node_id)       "sale_terminal_node_fk"
     #   (node_id, institution_id)  -> nodes_node (id, institution_id)    "sale_node_institution_fk"
     # Each sale references an existing terminal, node and institution as before (the node
@@ -64,7 +65,7 @@ class Sale(models.Model):
     # declare a composite foreign key, hence db_constraint=False on the three fields; the
     # unique (id, node) and (id, institution) constraints they reference are declared on
     # Terminal and Node, whose clean() refuses to move a terminal or node that has sales
-    # (the database would refuse it at commit).
+    # (the database would refuse it too).
     institution = models.ForeignKey(
         Institution,
         on_delete=models.PROTECT,

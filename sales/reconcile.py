@@ -52,7 +52,8 @@ logger = logging.getLogger(__name__)
 # statements built and planned, its locks, the recomputation windows): 1,000 sales cost
 # about 15 % less per sale than two chunks of 500 (bench/README.md). The price: a chunk
 # holds its customers' locks until it commits, and an online sale of one of them waits
-# for that (about 150 ms for 1,000 sales on the benchmark's machine, 90 ms for 500).
+# for that (in-process on the benchmark's machine: a median of about 130 ms for 1,000
+# sales, 80-95 ms for 500 before the statement keys made chunks shorter).
 RECONCILE_CHUNK_SIZE = 1000
 
 

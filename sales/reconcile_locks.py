@@ -16,9 +16,10 @@ Order of acquisition within one reconcile transaction (never the other way round
 
 Nodes and customers are locked ``FOR NO KEY UPDATE``, like the sales: it excludes every
 other reconcile and every writer of those rows, but not the ``FOR KEY SHARE`` that
-inserting a row referencing them takes. On PostgreSQL foreign keys are checked at
-COMMIT (deferred), when an ingest or online-sale transaction already holds its other
-locks; a plain ``FOR UPDATE`` here made it wait on us while we waited on it.
+inserting a row referencing them takes (:mod:`paygo.statement_keys` when the rows are
+inserted, a deferred foreign key at COMMIT), when an ingest or online-sale transaction
+already holds its other locks; a plain ``FOR UPDATE`` here made it wait on us while we
+waited on it.
 
 On SQLite ``select_for_update`` is a no-op: the embedded default opens every transaction
 ``IMMEDIATE``, which already serializes writers.

@@ -1,7 +1,8 @@
 """A sale's terminal, node and institution are enforced by the database as two composite
-foreign keys (sales migration 0005): (terminal, node) must be a terminal of that node and
-(node, institution) a node of that institution. Terminals and nodes that have sales
-cannot move (their clean() says so before the database refuses at commit)."""
+keys (sales migration 0005; statement keys of the same names since 0009): (terminal,
+node) must be a terminal of that node and (node, institution) a node of that
+institution. Terminals and nodes that have sales cannot move (their clean() says so
+before the database refuses)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from tests.sales.stored_sales import SaleSpec, stored_sale_create
 
 
 def _checked_now(update) -> None:
-    """Run ``update`` and the deferred foreign-key checks at once (inside the test's
-    transaction they would otherwise wait for a commit that never comes)."""
+    """Run ``update`` and any deferred foreign-key check at once (inside the test's
+    transaction it would otherwise wait for a commit that never comes; the statement keys
+    check at the statement already)."""
     with transaction.atomic():
         update()
         with connection.cursor() as cursor:
